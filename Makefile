@@ -1,0 +1,39 @@
+# Two entry points for a fresh machine (see README.md): `make demo` and `make test`.
+# Each target sets up the pipeline environment first; set-up is skipped when the
+# environment already matches requirements.lock, so every target is safe to repeat.
+
+SHELL := /bin/bash
+VENV := .venv
+PY := $(VENV)/bin/python
+UV_VERSION := 0.13.9
+LOCK_HASH := $(shell sha256sum requirements.lock | cut -c1-16)
+STAMP := $(VENV)/.lock-$(LOCK_HASH)
+# TFX 1.16 needs Python 3.10; machines of this kind carry one through pyenv.
+PY310 := $(firstword $(wildcard $(HOME)/.pyenv/versions/3.10.*/bin/python3.10) $(shell command -v python3.10 2>/dev/null))
+
+# The embedded default: Prefect's SQLite database and results live under .retrain/.
+export PREFECT_HOME ?= $(CURDIR)/.retrain/prefect
+export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 180
+export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
+
+.PHONY: env demo test lock
+
+env: $(STAMP)
+
+$(STAMP): requirements.lock pyproject.toml
+	@test -n "$(PY310)" || { echo "error: no Python 3.10 found (pyenv install 3.10 or put python3.10 on PATH)"; exit 1; }
+	@test -x $(PY) || $(PY310) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check "uv==$(UV_VERSION)"
+	$(VENV)/bin/uv pip install --python $(PY) --quiet -r requirements.lock
+	$(VENV)/bin/uv pip install --python $(PY) --quiet --no-deps -e .
+	@rm -f $(VENV)/.lock-* && touch $(STAMP)
+
+demo: env
+	$(PY) -m flows.main_job
+
+test: env
+	$(PY) -m pytest
+
+lock:
+	$(VENV)/bin/uv pip compile pyproject.toml --extra test --python-version 3.10 \
+		--python-platform x86_64-unknown-linux-gnu --no-header -o requirements.lock

@@ -1,0 +1,37 @@
+"""The `training-pipeline` flow: the eight TFX stages, top to bottom."""
+
+from __future__ import annotations
+
+from prefect import flow
+from prefect.states import Completed
+
+from tasks.evaluator.task import evaluate_model, resolve_baseline
+from tasks.example_gen.task import generate_examples
+from tasks.example_validator.task import validate_examples
+from tasks.pusher.task import push_model
+from tasks.schema_gen.task import generate_schema
+from tasks.shared.config import PipelineConfig
+from tasks.shared.summary import RunSummary
+from tasks.shared.summary_task import summarize_run
+from tasks.statistics_gen.task import generate_statistics
+from tasks.trainer.task import train_model
+from tasks.transform.task import transform_examples
+
+
+@flow(name="training-pipeline", log_prints=True)
+def training_pipeline(config: PipelineConfig) -> RunSummary:
+    """Train, evaluate and (if blessed) push one model from raw data."""
+    examples = generate_examples(config)
+    statistics = generate_statistics(config, examples)
+    schema = generate_schema(config, statistics)
+    validation = validate_examples(config, statistics, schema)
+    transform = transform_examples(config, examples, schema)
+    trainer = train_model(config, transform, schema)
+    baseline = resolve_baseline(config)
+    evaluation = evaluate_model(config, examples, trainer, schema, baseline)
+    push = push_model(config, trainer, evaluation)
+    summary = summarize_run(config, statistics, validation, evaluation, push)
+    if not evaluation.blessed:
+        # Not blessed is an outcome of its own, not a failure: nothing was pushed.
+        return Completed(name="NotBlessed", message=push.reason, data=summary)
+    return summary

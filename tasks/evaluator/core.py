@@ -1,0 +1,141 @@
+"""Evaluator: TFMA metrics and the blessing, against the champion model when there is one."""
+
+from __future__ import annotations
+
+import json
+
+from tasks.shared.caching import StagePlan
+from tasks.shared.config import EvaluatorConfig, PipelineConfig
+from tasks.shared.fingerprint import fingerprint
+from tasks.shared.refs import ArtifactRef, EvaluationOutput, StageOutput
+from tasks.shared.tfx_runtime import proto_json, run_executor
+
+STAGE = "Evaluator"
+EXECUTOR = "tfx.components.evaluator.executor.Executor"
+# TFMA compares with a strict inequality; this lets 'equal to the baseline' pass.
+_TIE = 1e-10
+
+
+def plan(
+    config: PipelineConfig,
+    examples: StageOutput,
+    trainer: StageOutput,
+    schema: StageOutput,
+    baseline: ArtifactRef | None,
+) -> StagePlan:
+    """Fingerprint: examples, model, schema, blessing rules and the baseline model."""
+    parts = {
+        "examples": examples.fingerprint,
+        "model": trainer.fingerprint,
+        "schema": schema.fingerprint,
+        "evaluator": config.evaluator,
+        "baseline": baseline.uri if baseline else None,
+    }
+    return StagePlan.for_stage(config, STAGE, fingerprint(STAGE, parts))
+
+
+def build_eval_config(config: EvaluatorConfig):
+    """The TFMA EvalConfig proto for the typed evaluator config."""
+    from tensorflow_model_analysis.proto import config_pb2
+
+    metrics = []
+    for metric in config.metrics:
+        threshold = config_pb2.MetricThreshold()
+        if metric.lower_bound is not None:
+            threshold.value_threshold.lower_bound.value = metric.lower_bound
+        if metric.upper_bound is not None:
+            threshold.value_threshold.upper_bound.value = metric.upper_bound
+        if metric.max_regression is not None:
+            change = threshold.change_threshold
+            if metric.higher_is_better:
+                change.direction = config_pb2.MetricDirection.HIGHER_IS_BETTER
+                change.absolute.value = -(metric.max_regression + _TIE)
+            else:
+                change.direction = config_pb2.MetricDirection.LOWER_IS_BETTER
+                change.absolute.value = metric.max_regression + _TIE
+        metric_config = config_pb2.MetricConfig(class_name=metric.class_name)
+        if threshold.ByteSize():
+            metric_config.threshold.CopyFrom(threshold)
+        metrics.append(metric_config)
+    return config_pb2.EvalConfig(
+        model_specs=[
+            config_pb2.ModelSpec(
+                signature_name=config.signature_name,
+                label_key=config.label_key,
+                preprocessing_function_names=config.preprocessing_function_names,
+            )
+        ],
+        slicing_specs=[config_pb2.SlicingSpec()]
+        + [config_pb2.SlicingSpec(feature_keys=keys) for keys in config.slicing_features],
+        metrics_specs=[config_pb2.MetricsSpec(metrics=metrics)],
+    )
+
+
+def overall_metrics(evaluation_uri: str) -> dict[str, float]:
+    """Candidate metrics of the overall slice."""
+    import tensorflow_model_analysis as tfma
+
+    values: dict[str, float] = {}
+    for per_slice in tfma.load_metrics(evaluation_uri):
+        if per_slice.slice_key.single_slice_keys:
+            continue
+        for item in per_slice.metric_keys_and_values:
+            key = item.key
+            if key.is_diff or key.model_name not in ("", "candidate"):
+                continue
+            if item.value.HasField("double_value"):
+                values[key.name] = float(item.value.double_value.value)
+    return values
+
+
+def failed_checks(evaluation_uri: str) -> list[str]:
+    """Threshold failures as TFMA reports them."""
+    import tensorflow_model_analysis as tfma
+
+    result = tfma.load_validation_result(evaluation_uri)
+    lines = []
+    for per_slice in result.metric_validations_per_slice:
+        for failure in per_slice.failures:
+            lines.append(f"{failure.metric_key.name}: {failure.message}".strip())
+    return lines
+
+
+def run(
+    plan: StagePlan,
+    config: PipelineConfig,
+    examples: StageOutput,
+    trainer: StageOutput,
+    schema: StageOutput,
+    baseline: ArtifactRef | None,
+) -> EvaluationOutput:
+    """Run TFX's Evaluator executor; always return a blessing, blessed or not."""
+    artifacts = run_executor(
+        EXECUTOR,
+        inputs={
+            "examples": examples["examples"],
+            "model": trainer["model"],
+            "baseline_model": baseline,
+            "schema": schema["schema"],
+        },
+        outputs={"evaluation": "ModelEvaluation", "blessing": "ModelBlessing"},
+        exec_properties={
+            "eval_config": proto_json(build_eval_config(config.evaluator)),
+            "example_splits": json.dumps(config.evaluator.example_splits),
+            "fairness_indicator_thresholds": "null",
+        },
+        output_dir=plan.output_dir,
+        beam_args=config.beam.args,
+    )
+    from tfx.dsl.io import fileio
+
+    blessed = fileio.exists(f"{artifacts['blessing'].uri}/BLESSED")
+    evaluation_uri = artifacts["evaluation"].uri
+    return EvaluationOutput(
+        stage=STAGE,
+        fingerprint=plan.fingerprint,
+        artifacts=artifacts,
+        blessed=blessed,
+        metrics=overall_metrics(evaluation_uri),
+        baseline_model_uri=baseline.uri if baseline else None,
+        failed_checks=[] if blessed else failed_checks(evaluation_uri),
+    )

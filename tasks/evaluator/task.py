@@ -1,0 +1,41 @@
+"""Prefect tasks for the Evaluator: find the baseline, then evaluate and bless."""
+
+from __future__ import annotations
+
+from prefect import get_run_logger, task
+
+from tasks.evaluator import core
+from tasks.shared import registry
+from tasks.shared.caching import StageCache
+from tasks.shared.config import PipelineConfig
+from tasks.shared.progress import advance_progress
+from tasks.shared.refs import ArtifactRef, EvaluationOutput, StageOutput
+from tasks.shared.stage import STAGE_TASK_OPTIONS, run_stage
+
+
+@task(name="resolve-baseline")
+def resolve_baseline(config: PipelineConfig) -> ArtifactRef | None:
+    """The currently pushed (champion) model of this model name, if any."""
+    baseline = registry.champion_model(config.model_name)
+    get_run_logger().info(
+        "baseline: %s", baseline.uri if baseline else "none (first run: thresholds only)"
+    )
+    return baseline
+
+
+@task(
+    name=core.STAGE,
+    cache_policy=StageCache(planner=core.plan),
+    on_completion=[advance_progress],
+    **STAGE_TASK_OPTIONS,
+)
+def evaluate_model(
+    config: PipelineConfig,
+    examples: StageOutput,
+    trainer: StageOutput,
+    schema: StageOutput,
+    baseline: ArtifactRef | None,
+) -> EvaluationOutput:
+    """Compute TFMA metrics on the eval split and decide the blessing."""
+    plan = core.plan(config, examples, trainer, schema, baseline)
+    return run_stage(plan, core.run, config, examples, trainer, schema, baseline)

@@ -1,0 +1,122 @@
+"""ExampleGen: raw files (CSV, Parquet, TFRecord) or BigQuery → tf.Example splits."""
+
+from __future__ import annotations
+
+from tasks.shared.caching import StagePlan
+from tasks.shared.config import InputConfig, PipelineConfig
+from tasks.shared.fingerprint import InputDataError, fingerprint, list_data_files
+from tasks.shared.refs import StageOutput
+from tasks.shared.tfx_runtime import proto_json, run_executor
+
+STAGE = "ExampleGen"
+
+EXECUTORS = {
+    "csv": "tfx.components.example_gen.csv_example_gen.executor.Executor",
+    "parquet": "tfx.components.example_gen.custom_executors.parquet_executor.Executor",
+    "tfrecord": "tfx.components.example_gen.import_example_gen.executor.Executor",
+    "bigquery": "tfx.extensions.google_cloud_big_query.example_gen.executor.Executor",
+}
+TIME_HOLDOUT_EXECUTORS = {
+    fmt: f"tasks.example_gen.time_holdout.{fmt.capitalize()}TimeHoldoutExecutor"
+    for fmt in ("csv", "parquet", "tfrecord", "bigquery")
+}
+
+
+def input_files(source: InputConfig) -> list[str]:
+    """Data files this run reads (none for BigQuery, whose query is the input)."""
+    if source.format == "bigquery":
+        return []
+    return list_data_files(source.uri, source.pattern)
+
+
+def plan(config: PipelineConfig) -> StagePlan:
+    """Fingerprint: the input config and the content of every data file."""
+    fp = fingerprint(STAGE, {"input": config.input}, input_files(config.input))
+    return StagePlan.for_stage(config, STAGE, fp)
+
+
+def check_not_empty(source: InputConfig, files: list[str]) -> None:
+    """Refuse input whose files hold no rows, before Beam starts (cheap: headers/footers)."""
+    if source.format == "csv":
+        import fsspec
+
+        for path in files:
+            with fsspec.open(path, "rt") as handle:
+                header = handle.readline()
+                if header.strip() and any(line.strip() for line in handle):
+                    return
+    elif source.format == "parquet":
+        import fsspec
+        import pyarrow.parquet as pq
+
+        for path in files:
+            with fsspec.open(path, "rb") as handle:
+                if pq.ParquetFile(handle).metadata.num_rows > 0:
+                    return
+    else:
+        import fsspec
+
+        fs = fsspec.core.url_to_fs(files[0])[0]
+        if any(fs.size(path) > 0 for path in files):
+            return
+    raise InputDataError(f"input data is empty: {len(files)} {source.format} file(s) with no rows")
+
+
+def split_configs(source: InputConfig) -> tuple[str, str]:
+    """TFX Input/Output protos as JSON: one input split, train/eval output splits."""
+    from tfx.proto import example_gen_pb2
+
+    input_config = example_gen_pb2.Input(
+        splits=[example_gen_pb2.Input.Split(name="single_split", pattern=source.pattern)]
+    )
+    if source.format == "bigquery":
+        input_config.splits[0].pattern = source.query or ""
+    split = source.split
+    output_config = example_gen_pb2.Output(
+        split_config=example_gen_pb2.SplitConfig(
+            splits=[
+                example_gen_pb2.SplitConfig.Split(name="train", hash_buckets=split.train_buckets),
+                example_gen_pb2.SplitConfig.Split(name="eval", hash_buckets=split.eval_buckets),
+            ],
+        )
+    )
+    if split.partition_feature:
+        output_config.split_config.partition_feature_name = split.partition_feature
+    return proto_json(input_config), proto_json(output_config)
+
+
+def run(plan: StagePlan, config: PipelineConfig) -> StageOutput:
+    """Run the format's TFX ExampleGen executor (or its time-holdout variant)."""
+    source = config.input
+    files = input_files(source)
+    if files:
+        check_not_empty(source, files)
+
+    from tfx.proto import example_gen_pb2
+
+    input_json, output_json = split_configs(source)
+    exec_properties = {
+        "input_base": source.uri,
+        "input_config": input_json,
+        "output_config": output_json,
+        "output_data_format": example_gen_pb2.FORMAT_TF_EXAMPLE,
+        "output_file_format": example_gen_pb2.FORMAT_TFRECORDS_GZIP,
+        "span": 0,
+        "version": None,
+        "input_fingerprint": plan.fingerprint,
+    }
+    if source.split.strategy == "time_holdout":
+        exec_properties["timestamp_column"] = source.split.timestamp_column
+        exec_properties["holdout_days"] = source.split.holdout_days
+        executor = TIME_HOLDOUT_EXECUTORS[source.format]
+    else:
+        executor = EXECUTORS[source.format]
+    artifacts = run_executor(
+        executor,
+        inputs={},
+        outputs={"examples": "Examples"},
+        exec_properties=exec_properties,
+        output_dir=plan.output_dir,
+        beam_args=config.beam.args,
+    )
+    return StageOutput(stage=STAGE, fingerprint=plan.fingerprint, artifacts=artifacts)

@@ -1,0 +1,43 @@
+"""Prefect task for the Pusher: push a blessed model, then register it in MLflow."""
+
+from __future__ import annotations
+
+from prefect import task
+from prefect.runtime import flow_run
+
+from tasks.pusher import core
+from tasks.shared import registry
+from tasks.shared.caching import StageCache, StagePlan
+from tasks.shared.config import PipelineConfig
+from tasks.shared.progress import advance_progress
+from tasks.shared.refs import EvaluationOutput, PushOutput, StageOutput
+from tasks.shared.stage import STAGE_TASK_OPTIONS, run_stage
+
+
+def _push_and_register(
+    plan: StagePlan, config: PipelineConfig, trainer: StageOutput, evaluation: EvaluationOutput
+) -> PushOutput:
+    push = core.run(plan, config, trainer, evaluation)
+    if not push.pushed:
+        return push
+    tags = {
+        "retrain.flow_run_id": str(flow_run.get_id() or ""),
+        "retrain.run_name": str(flow_run.get_name() or ""),
+        "retrain.model_fingerprint": trainer.fingerprint,
+        "retrain.serving_version": push.version or "",
+    }
+    return registry.register_push(config, push, trainer["model"], evaluation, tags)
+
+
+@task(
+    name=core.STAGE,
+    cache_policy=StageCache(planner=core.plan),
+    on_completion=[advance_progress],
+    **STAGE_TASK_OPTIONS,
+)
+def push_model(
+    config: PipelineConfig, trainer: StageOutput, evaluation: EvaluationOutput
+) -> PushOutput:
+    """Push a blessed model to serving and register it; an unblessed one is not pushed."""
+    plan = core.plan(config, trainer, evaluation)
+    return run_stage(plan, _push_and_register, config, trainer, evaluation)

@@ -1,0 +1,100 @@
+"""Stage caching on Prefect's own cache machinery, keyed by stage fingerprints.
+
+A stage's output directory is derived from its fingerprint and ends with a completion
+marker written last. The cache key is derived from that directory, and a cached record is
+trusted only while the marker exists: if the artifacts were deleted, the stale record is
+dropped and the stage runs again instead of handing downstream a dangling reference.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any, Callable, Optional
+
+from prefect.cache_policies import CachePolicy
+from pydantic import BaseModel, ConfigDict, Field
+
+from tasks.shared.config import PipelineConfig
+
+MARKER = "_COMPLETE.json"
+
+
+class StagePlan(BaseModel):
+    """Where a stage will write, decided from its inputs before it runs."""
+
+    model_config = ConfigDict(frozen=True)
+
+    stage: str = Field(description="TFX stage name.")
+    fingerprint: str = Field(description="Hash of all the stage's inputs.")
+    output_dir: str = Field(description="<pipeline_root>/<model>/<stage>/<fingerprint[:16]>.")
+
+    @classmethod
+    def for_stage(cls, config: PipelineConfig, stage: str, fingerprint: str) -> StagePlan:
+        """The plan of `stage` in the run described by `config`."""
+        root = config.pipeline_root.rstrip("/")
+        return cls(
+            stage=stage,
+            fingerprint=fingerprint,
+            output_dir=f"{root}/{config.model_name}/{stage}/{fingerprint[:16]}",
+        )
+
+    @property
+    def marker(self) -> str:
+        """Completion marker path; written after every artifact is in place."""
+        return f"{self.output_dir}/{MARKER}"
+
+    @property
+    def cache_key(self) -> str:
+        """Prefect cache key: one per output location."""
+        return f"{self.stage.lower()}-{hashlib.sha256(self.output_dir.encode()).hexdigest()[:40]}"
+
+
+def _fs(uri: str) -> tuple[Any, str]:
+    import fsspec
+
+    return fsspec.core.url_to_fs(uri)
+
+
+def marker_exists(plan: StagePlan) -> bool:
+    """True once the stage finished writing its outputs under the plan's directory."""
+    fs, path = _fs(plan.marker)
+    return fs.exists(path)
+
+
+def write_marker(plan: StagePlan, output: BaseModel) -> None:
+    """Record completion: the stage's output reference, written last."""
+    fs, path = _fs(plan.marker)
+    with fs.open(path, "w") as handle:
+        handle.write(json.dumps(output.model_dump(mode="json"), indent=1))
+
+
+def _drop_record(task_ctx: Any, key: str) -> None:
+    store = task_ctx.result_store
+    resolved = store._resolved_key_path(key)  # the storage path Prefect reads the record from
+    fs, path = _fs(str(resolved))
+    if fs.exists(path):
+        fs.rm(path)
+
+
+@dataclass
+class StageCache(CachePolicy):
+    """Cache policy of a stage task: `planner(**task_inputs)` gives the stage's plan."""
+
+    planner: Optional[Callable[..., StagePlan]] = None
+
+    def compute_key(
+        self,
+        task_ctx: Any,
+        inputs: dict[str, Any],
+        flow_parameters: dict[str, Any],
+        **kwargs: Any,
+    ) -> Optional[str]:
+        try:
+            plan = self.planner(**inputs)
+        except (ValueError, OSError):
+            return None  # bad input: no caching; the task body raises the clear error
+        if not marker_exists(plan):
+            _drop_record(task_ctx, plan.cache_key)
+        return plan.cache_key

@@ -1,0 +1,253 @@
+"""Run configuration: one pydantic model per stage, validated before any stage runs.
+
+`PipelineConfig` is the `training-pipeline` flow's only parameter, so the Prefect UI renders
+it as a form and `prefect deployment run --param` / `--params` fill it.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from tasks.shared.settings import get_settings
+
+_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+
+
+class _Config(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def is_remote(uri: str) -> bool:
+    """True for object-store URIs (gs://, s3://) that the local filesystem cannot see."""
+    return "://" in uri and not uri.startswith("file://")
+
+
+class SplitConfig(_Config):
+    """How ExampleGen divides rows into train and eval (seed 003's split strategies)."""
+
+    strategy: Literal["hash", "time_holdout"] = Field(
+        default="hash",
+        description="`hash`: deterministic hash buckets per row; `time_holdout`: the last "
+        "`holdout_days` days (by `timestamp_column`) go to eval, the rest to train.",
+    )
+    train_buckets: int = Field(
+        default=8, ge=1, description="Hash buckets for the train split (hash strategy)."
+    )
+    eval_buckets: int = Field(
+        default=2, ge=1, description="Hash buckets for the eval split (hash strategy)."
+    )
+    partition_feature: str | None = Field(
+        default=None,
+        description="Hash on this column instead of the whole row (keeps a buyer in one split).",
+    )
+    timestamp_column: str | None = Field(
+        default=None,
+        description="Integer unix-seconds column that orders rows in time (time_holdout).",
+    )
+    holdout_days: int | None = Field(
+        default=None, ge=1, description="Days at the end of the data that form eval (time_holdout)."
+    )
+
+    @model_validator(mode="after")
+    def _check_time_holdout(self) -> SplitConfig:
+        if self.strategy == "time_holdout" and (
+            self.timestamp_column is None or self.holdout_days is None
+        ):
+            raise ValueError(
+                "split.strategy 'time_holdout' needs split.timestamp_column and split.holdout_days"
+            )
+        return self
+
+
+class InputConfig(_Config):
+    """Where ExampleGen reads raw data."""
+
+    uri: str = Field(
+        default="",
+        description="Directory holding the data files, local path or gs:// (ignored for bigquery).",
+    )
+    format: Literal["csv", "parquet", "tfrecord", "bigquery"] = Field(
+        default="csv",
+        description="File format: csv (with header row), parquet, tfrecord (gzip or plain "
+        "tf.Example), or bigquery (query below; needs GCP credentials and beam args with a "
+        "temp_location).",
+    )
+    pattern: str = Field(
+        default="*",
+        description="Glob of the data files relative to `uri`, e.g. `*.csv` or `2026-*/part-*`.",
+    )
+    query: str | None = Field(default=None, description="BigQuery SQL (format=bigquery only).")
+    split: SplitConfig = Field(default_factory=SplitConfig, description="Train/eval split.")
+
+    @model_validator(mode="after")
+    def _check_source(self) -> InputConfig:
+        if self.format == "bigquery":
+            if not self.query:
+                raise ValueError("input.query is required when input.format is 'bigquery'")
+        elif not self.uri:
+            raise ValueError(f"input.uri is required for input.format '{self.format}'")
+        return self
+
+
+class SchemaConfig(_Config):
+    """SchemaGen: infer a schema from statistics, or import a curated one."""
+
+    schema_file: str | None = Field(
+        default=None,
+        description="Path of a curated schema.pbtxt to validate against instead of inferring.",
+    )
+    infer_feature_shape: bool = Field(
+        default=True, description="Infer fixed feature shapes (dense tensors) when inferring."
+    )
+
+
+class ValidatorConfig(_Config):
+    """ExampleValidator: what to do with anomalies."""
+
+    fail_on_anomalies: bool = Field(
+        default=True, description="Fail the run at ExampleValidator when any split has anomalies."
+    )
+    exclude_splits: list[str] = Field(default_factory=list, description="Splits not validated.")
+
+
+class TransformConfig(_Config):
+    """Transform: the user module with `preprocessing_fn`."""
+
+    module_file: str = Field(description="Python file defining `preprocessing_fn(inputs)`.")
+    custom_config: dict[str, str | int | float | bool | list | dict | None] = Field(
+        default_factory=dict,
+        description="Passed to `preprocessing_fn` as `custom_config` when it accepts one.",
+    )
+
+
+class TrainerConfig(_Config):
+    """Trainer: the user module with `run_fn(fn_args)` and its step budget."""
+
+    module_file: str | None = Field(
+        default=None,
+        description="Python file defining `run_fn(fn_args)`; defaults to transform.module_file.",
+    )
+    train_steps: int = Field(default=1000, ge=1, description="TrainArgs.num_steps.")
+    eval_steps: int = Field(default=150, ge=1, description="EvalArgs.num_steps.")
+    custom_config: dict[str, str | int | float | bool | list | dict | None] = Field(
+        default_factory=dict, description="Handed to run_fn as fn_args.custom_config."
+    )
+
+
+class MetricThreshold(_Config):
+    """One TFMA metric with optional value and change thresholds."""
+
+    class_name: str = Field(description="TFMA/Keras metric class, e.g. BinaryAccuracy, AUC.")
+    lower_bound: float | None = Field(default=None, description="Blessed only if value ≥ this.")
+    upper_bound: float | None = Field(default=None, description="Blessed only if value ≤ this.")
+    higher_is_better: bool = Field(
+        default=True, description="Direction used for the change threshold against the baseline."
+    )
+    max_regression: float | None = Field(
+        default=None,
+        ge=0,
+        description="Largest allowed absolute change in the wrong direction vs the baseline; "
+        "0 means 'not worse than the baseline'. Ignored on a first run (no baseline).",
+    )
+
+
+class EvaluatorConfig(_Config):
+    """Evaluator: the TFMA EvalConfig that decides the blessing, as typed fields."""
+
+    label_key: str = Field(description="Label feature name as the model's signature sees it.")
+    signature_name: str = Field(default="serving_default", description="Signature to evaluate.")
+    preprocessing_function_names: list[str] = Field(
+        default_factory=list,
+        description="Signatures applied before the model, e.g. ['transform_features'].",
+    )
+    metrics: list[MetricThreshold] = Field(
+        default_factory=lambda: [MetricThreshold(class_name="ExampleCount")],
+        description="Metrics and thresholds; ExampleCount is always computed.",
+    )
+    slicing_features: list[list[str]] = Field(
+        default_factory=list, description="Extra slices, each a list of feature names."
+    )
+    example_splits: list[str] = Field(default=["eval"], description="Splits to evaluate on.")
+
+
+class PusherConfig(_Config):
+    """Pusher: where blessed models go."""
+
+    serving_base: str = Field(
+        default_factory=lambda: get_settings().resolved_serving_base(),
+        description="Base directory for serving models (local or gs://); a blessed model is "
+        "copied to <serving_base>/<model_name>/<version>.",
+    )
+
+
+class BeamConfig(_Config):
+    """Apache Beam settings for ExampleGen, StatisticsGen, Transform and Evaluator."""
+
+    args: list[str] = Field(
+        default_factory=lambda: [
+            "--direct_running_mode=multi_processing",
+            "--direct_num_workers=2",
+        ],
+        description="beam_pipeline_args for every Beam-based executor, e.g. DirectRunner "
+        "options or --runner=DataflowRunner --project=… --region=… --temp_location=gs://….",
+    )
+
+
+class PipelineConfig(_Config):
+    """One training run: data, stage settings and destinations."""
+
+    model_name: str = Field(
+        description="Registered model name (lowercase, digits, - and _); the baseline for "
+        "blessing is the currently pushed model of this name."
+    )
+    pipeline_root: str = Field(
+        default_factory=lambda: get_settings().resolved_pipeline_root(),
+        description="Where stage artifacts live (local dir or gs://).",
+    )
+    input: InputConfig = Field(description="Raw data source and split.")
+    label_column: str | None = Field(
+        default=None, description="Raw label column; checked to exist before Transform runs."
+    )
+    schema_: SchemaConfig = Field(
+        default_factory=SchemaConfig, alias="schema", description="Schema inference or import."
+    )
+    validator: ValidatorConfig = Field(
+        default_factory=ValidatorConfig, description="Anomaly handling."
+    )
+    transform: TransformConfig = Field(description="preprocessing_fn module.")
+    trainer: TrainerConfig = Field(default_factory=TrainerConfig, description="run_fn module.")
+    evaluator: EvaluatorConfig = Field(description="Blessing rules.")
+    pusher: PusherConfig = Field(default_factory=PusherConfig, description="Push destination.")
+    beam: BeamConfig = Field(default_factory=BeamConfig, description="Beam pipeline args.")
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @field_validator("model_name")
+    @classmethod
+    def _check_name(cls, value: str) -> str:
+        if not _NAME_RE.match(value):
+            raise ValueError(
+                f"model_name {value!r} must be 1-63 chars of lowercase letters, digits, - or _"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _check_local_files(self) -> PipelineConfig:
+        files = {
+            "transform.module_file": self.transform.module_file,
+            "trainer.module_file": self.trainer.module_file,
+            "schema.schema_file": self.schema_.schema_file,
+        }
+        for field, path in files.items():
+            if path and not is_remote(path) and not Path(path).is_file():
+                raise ValueError(f"{field}: file {path!r} does not exist")
+        return self
+
+    @property
+    def trainer_module_file(self) -> str:
+        """The module holding run_fn (the transform module unless set)."""
+        return self.trainer.module_file or self.transform.module_file

@@ -1,0 +1,120 @@
+"""Small typed references that tasks pass to each other instead of data.
+
+An `ArtifactRef` names one TFX artifact (type, URI, properties); the data stays under the
+pipeline root. Each stage returns a `StageOutput` whose `fingerprint` is the stage's cache
+key, so a downstream stage's key changes exactly when something upstream changed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class ArtifactRef(BaseModel):
+    """A TFX artifact by reference: enough to rebuild the `types.Artifact` in another process."""
+
+    model_config = ConfigDict(frozen=True)
+
+    type_name: str = Field(description="TFX standard artifact type, e.g. Examples, Model.")
+    uri: str = Field(description="Artifact directory (local path or gs://).")
+    split_names: list[str] = Field(default_factory=list, description="Splits, if any.")
+    mlmd: dict[str, Any] = Field(
+        default_factory=dict,
+        description="The artifact's MLMD proto as JSON (properties and custom properties).",
+    )
+
+    def split_uri(self, split: str) -> str:
+        """Directory of one split, as TFX lays it out."""
+        return f"{self.uri.rstrip('/')}/Split-{split}"
+
+    def to_tfx(self) -> Any:
+        """Rebuild the TFX artifact (imports TFX; call inside task bodies only)."""
+        from google.protobuf import json_format
+        from tfx.types import standard_artifacts
+
+        artifact = getattr(standard_artifacts, self.type_name)()
+        if self.mlmd:
+            json_format.ParseDict(self.mlmd, artifact.mlmd_artifact, ignore_unknown_fields=True)
+        artifact.uri = self.uri
+        return artifact
+
+    @classmethod
+    def from_tfx(cls, artifact: Any) -> ArtifactRef:
+        """Capture a TFX artifact after its executor has run."""
+        from google.protobuf import json_format
+
+        mlmd = json_format.MessageToDict(artifact.mlmd_artifact)
+        for volatile in ("id", "typeId", "state", "createTimeSinceEpoch",
+                         "lastUpdateTimeSinceEpoch"):
+            mlmd.pop(volatile, None)
+        splits: list[str] = []
+        if "split_names" in (artifact.PROPERTIES or {}):
+            import json
+
+            splits = json.loads(artifact.split_names or "[]")
+        return cls(type_name=artifact.type_name, uri=artifact.uri, split_names=splits, mlmd=mlmd)
+
+
+class StageOutput(BaseModel):
+    """What a stage hands downstream: its artifacts by output key, and its cache key."""
+
+    model_config = ConfigDict(frozen=True)
+
+    stage: str = Field(description="TFX stage name, e.g. ExampleGen.")
+    fingerprint: str = Field(description="Hash of every input of the stage; its cache key.")
+    artifacts: dict[str, ArtifactRef] = Field(description="Output artifacts by TFX output key.")
+
+    def __getitem__(self, key: str) -> ArtifactRef:
+        return self.artifacts[key]
+
+
+class SplitStats(BaseModel):
+    """Row and feature counts of one split, read from TFDV statistics."""
+
+    rows: int = Field(description="Examples in the split.")
+    features: int = Field(description="Features in the split.")
+    missing_pct: dict[str, float] = Field(
+        default_factory=dict, description="Percent of rows missing each feature that has gaps."
+    )
+
+
+class StatisticsOutput(StageOutput):
+    """StatisticsGen's output plus a summary small enough to show without TFDV."""
+
+    splits: dict[str, SplitStats] = Field(description="Per-split counts.")
+    feature_names: list[str] = Field(description="Features seen in the data.")
+    html_report: str = Field(description="Path of the full TFDV HTML report.")
+
+
+class ValidationOutput(StageOutput):
+    """ExampleValidator's output plus the anomalies it found, per split."""
+
+    anomalies: dict[str, list[str]] = Field(
+        default_factory=dict, description="Per split: 'feature: short description' lines."
+    )
+
+
+class EvaluationOutput(StageOutput):
+    """Evaluator's output: the blessing, the metrics and what it was compared against."""
+
+    blessed: bool = Field(description="Whether every threshold passed.")
+    metrics: dict[str, float] = Field(description="Overall-slice metrics of the candidate.")
+    baseline_model_uri: str | None = Field(description="The baseline's model URI, if any.")
+    failed_checks: list[str] = Field(
+        default_factory=list, description="Thresholds that failed, as TFMA reports them."
+    )
+
+
+class PushOutput(StageOutput):
+    """Pusher's outcome. Not pushed is a normal outcome that carries its reason."""
+
+    pushed: bool = Field(description="Whether a model was pushed.")
+    reason: str = Field(description="Why it was or was not pushed.")
+    serving_uri: str | None = Field(default=None, description="Pushed model directory.")
+    version: str | None = Field(default=None, description="Serving version (unix seconds).")
+    mlflow_run_id: str | None = Field(default=None, description="MLflow run that logged it.")
+    registered_version: str | None = Field(
+        default=None, description="MLflow registered-model version created for it."
+    )

@@ -1,0 +1,111 @@
+"""The model registry (MLflow): who the champion is, and registering a pushed model.
+
+The champion of a model name is the registered version carrying the `champion` alias; the
+Evaluator compares every candidate with it and the Pusher moves the alias on a push.
+Promotion uses aliases, never MLflow's deprecated stages.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tasks.shared.config import PipelineConfig
+from tasks.shared.refs import ArtifactRef, EvaluationOutput, PushOutput
+from tasks.shared.settings import get_settings
+
+CHAMPION = "champion"
+MODEL_URI_TAG = "retrain.model_uri"
+
+
+def client() -> Any:
+    """An MLflow client on the configured tracking URI."""
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    uri = get_settings().resolved_mlflow_uri()
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def champion_model(model_name: str) -> ArtifactRef | None:
+    """The Trainer model artifact of the current champion, or None on a first run."""
+    from mlflow.exceptions import MlflowException
+
+    mlflow_client = client()
+    try:
+        version = mlflow_client.get_model_version_by_alias(model_name, CHAMPION)
+    except MlflowException:
+        return None  # no registered model or no champion yet
+    model_uri = version.tags.get(MODEL_URI_TAG)
+    if not model_uri:
+        return None
+    return ArtifactRef(type_name="Model", uri=model_uri)
+
+
+def _experiment_id(mlflow_client: Any, name: str) -> str:
+    experiment = mlflow_client.get_experiment_by_name(name)
+    if experiment is not None:
+        return experiment.experiment_id
+    root = get_settings().resolved_mlflow_artifact_root()
+    return mlflow_client.create_experiment(name, artifact_location=f"{root}/{name}")
+
+
+def _ensure_registered_model(mlflow_client: Any, name: str) -> None:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        mlflow_client.create_registered_model(name)
+    except MlflowException as exc:
+        if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+            raise
+
+
+def flat_params(config: PipelineConfig) -> dict[str, str]:
+    """The run config flattened to MLflow params (dotted keys, values ≤ 6000 chars)."""
+    flat: dict[str, str] = {}
+
+    def walk(prefix: str, value: Any) -> None:
+        if isinstance(value, dict):
+            for key, item in value.items():
+                walk(f"{prefix}.{key}" if prefix else key, item)
+        else:
+            flat[prefix] = str(value)[:6000]
+
+    walk("", config.model_dump(mode="json", by_alias=True))
+    return flat
+
+
+def register_push(
+    config: PipelineConfig,
+    push: PushOutput,
+    model: ArtifactRef,
+    evaluation: EvaluationOutput,
+    tags: dict[str, str],
+) -> PushOutput:
+    """Log the pushed model to MLflow, register a new version and make it the champion."""
+    mlflow_client = client()
+    experiment_id = _experiment_id(mlflow_client, config.model_name)
+    run = mlflow_client.create_run(experiment_id, tags=tags, run_name=tags.get("retrain.run_name"))
+    run_id = run.info.run_id
+    try:
+        for key, value in flat_params(config).items():
+            mlflow_client.log_param(run_id, key, value)
+        for key, value in evaluation.metrics.items():
+            mlflow_client.log_metric(run_id, key, value)
+        mlflow_client.log_artifacts(run_id, push.serving_uri, artifact_path="model")
+        _ensure_registered_model(mlflow_client, config.model_name)
+        version = mlflow_client.create_model_version(
+            config.model_name,
+            source=f"{run.info.artifact_uri}/model",
+            run_id=run_id,
+            tags={**tags, MODEL_URI_TAG: model.uri, "retrain.serving_uri": push.serving_uri or ""},
+        )
+        mlflow_client.set_registered_model_alias(config.model_name, CHAMPION, version.version)
+    except Exception:
+        mlflow_client.set_terminated(run_id, status="FAILED")
+        raise
+    mlflow_client.set_terminated(run_id, status="FINISHED")
+    return push.model_copy(
+        update={"mlflow_run_id": run_id, "registered_version": str(version.version)}
+    )

@@ -1,0 +1,58 @@
+"""Process-wide settings: one pydantic-settings class, one env prefix (RETRAIN_)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class RetrainSettings(BaseSettings):
+    """Where the embedded default keeps its state; every value can be overridden by env."""
+
+    model_config = SettingsConfigDict(env_prefix="RETRAIN_", extra="ignore")
+
+    home: Path = Field(
+        default=Path(".retrain"),
+        description="Root of the embedded default: pipeline root, serving dir, MLflow store.",
+    )
+    pipeline_root: str | None = Field(
+        default=None,
+        description="Default pipeline root (local dir or gs://); defaults to <home>/pipelines.",
+    )
+    serving_base: str | None = Field(
+        default=None,
+        description="Default base of pushed models (local dir or gs://); defaults to <home>/serving.",
+    )
+    mlflow_tracking_uri: str | None = Field(
+        default=None,
+        description="MLflow tracking URI; defaults to a SQLite store under <home>.",
+    )
+    mlflow_artifact_root: str | None = Field(
+        default=None,
+        description="Artifact root for MLflow experiments this process creates; defaults to <home>/mlartifacts.",
+    )
+
+    def resolved_pipeline_root(self) -> str:
+        """The pipeline root to use when a run config does not name one."""
+        return self.pipeline_root or str((self.home / "pipelines").absolute())
+
+    def resolved_serving_base(self) -> str:
+        """The serving base to use when a run config does not name one."""
+        return self.serving_base or str((self.home / "serving").absolute())
+
+    def resolved_mlflow_uri(self) -> str:
+        """The MLflow tracking URI to log and register with."""
+        return self.mlflow_tracking_uri or f"sqlite:///{(self.home / 'mlflow.db').absolute()}"
+
+    def resolved_mlflow_artifact_root(self) -> str:
+        """Where MLflow stores artifacts of experiments created here."""
+        return self.mlflow_artifact_root or str((self.home / "mlartifacts").absolute())
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> RetrainSettings:
+    """The settings of this process, read once from the environment."""
+    return RetrainSettings()

@@ -1,0 +1,108 @@
+"""The end-of-run summary: stage timings, cache hits, data, metrics, blessing, push."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from tasks.shared.refs import EvaluationOutput, PushOutput, StatisticsOutput, ValidationOutput
+
+
+class StageTiming(BaseModel):
+    """One stage's final state and wall time, as Prefect recorded them."""
+
+    stage: str = Field(description="TFX stage name.")
+    state: str = Field(description="Final state name: Completed, Cached, Failed …")
+    seconds: float = Field(description="Wall time of the task run.")
+
+
+class RunSummary(BaseModel):
+    """What a finished training run produced, small enough to print and to store."""
+
+    model_name: str = Field(description="Registered model name.")
+    outcome: Literal["pushed", "not_blessed"] = Field(description="How the run ended.")
+    stages: list[StageTiming] = Field(description="Stage timings in pipeline order.")
+    rows: dict[str, int] = Field(description="Rows per split.")
+    anomalies: dict[str, list[str]] = Field(description="Anomalies per split (if allowed).")
+    statistics_report: str = Field(description="Path of the TFDV HTML report.")
+    metrics: dict[str, float] = Field(description="Evaluator metrics, overall slice.")
+    blessed: bool = Field(description="The Evaluator's verdict.")
+    baseline_model_uri: str | None = Field(description="What the candidate was compared with.")
+    failed_checks: list[str] = Field(description="Thresholds that failed.")
+    push: PushOutput = Field(description="The Pusher's result.")
+
+    @property
+    def cached_stages(self) -> list[str]:
+        """Stages whose outputs came from the cache."""
+        return [timing.stage for timing in self.stages if timing.state == "Cached"]
+
+
+def build_summary(
+    model_name: str,
+    timings: list[StageTiming],
+    statistics: StatisticsOutput,
+    validation: ValidationOutput,
+    evaluation: EvaluationOutput,
+    push: PushOutput,
+) -> RunSummary:
+    """Assemble the summary from the stage outputs (no I/O)."""
+    return RunSummary(
+        model_name=model_name,
+        outcome="pushed" if push.pushed else "not_blessed",
+        stages=timings,
+        rows={split: stats.rows for split, stats in statistics.splits.items()},
+        anomalies=validation.anomalies,
+        statistics_report=statistics.html_report,
+        metrics=evaluation.metrics,
+        blessed=evaluation.blessed,
+        baseline_model_uri=evaluation.baseline_model_uri,
+        failed_checks=evaluation.failed_checks,
+        push=push,
+    )
+
+
+def render_markdown(summary: RunSummary) -> str:
+    """The Prefect markdown artifact shown at the end of a run."""
+    lines = [f"# Training run: `{summary.model_name}` — {summary.outcome.replace('_', ' ')}", ""]
+    lines += ["## Stages", "", "| stage | state | seconds |", "|---|---|---|"]
+    lines += [f"| {t.stage} | {t.state} | {t.seconds:.1f} |" for t in summary.stages]
+    lines += ["", f"Cache hits: {', '.join(summary.cached_stages) or 'none'}", ""]
+    lines += ["## Data", "", "| split | rows |", "|---|---|"]
+    lines += [f"| {split} | {rows} |" for split, rows in summary.rows.items()]
+    anomaly_lines = [f"- [{s}] {a}" for s, items in summary.anomalies.items() for a in items[:5]]
+    lines += ["", "Top anomalies:", *(anomaly_lines or ["- none"]), ""]
+    lines += [f"Full statistics report: `{summary.statistics_report}`", ""]
+    lines += ["## Evaluation", "", "| metric | value |", "|---|---|"]
+    lines += [f"| {name} | {value:.4f} |" for name, value in sorted(summary.metrics.items())]
+    lines += ["", f"Blessed: **{summary.blessed}**; baseline: "
+              f"`{summary.baseline_model_uri or 'none (first run)'}`"]
+    lines += [f"- failed: {check}" for check in summary.failed_checks]
+    push = summary.push
+    lines += ["", "## Push", ""]
+    if push.pushed:
+        lines += [
+            f"Pushed to `{push.serving_uri}` (version {push.version}).",
+            f"MLflow run `{push.mlflow_run_id}`, registered version {push.registered_version}.",
+        ]
+    else:
+        lines += [f"Not pushed: {push.reason}"]
+    return "\n".join(lines) + "\n"
+
+
+def render_text(summary: RunSummary) -> str:
+    """A terminal summary for the CLI and the demo."""
+    out = [f"model {summary.model_name}: {summary.outcome}"]
+    for t in summary.stages:
+        out.append(f"  {t.stage:<17} {t.state:<10} {t.seconds:7.1f}s")
+    out.append("  rows: " + ", ".join(f"{s}={n}" for s, n in summary.rows.items()))
+    out.append("  metrics: " + ", ".join(f"{k}={v:.4f}" for k, v in sorted(summary.metrics.items())))
+    out.append(f"  blessed: {summary.blessed}")
+    if summary.push.pushed:
+        out.append(f"  pushed: {summary.push.serving_uri}")
+        out.append(f"  mlflow: run {summary.push.mlflow_run_id}, "
+                   f"version {summary.push.registered_version}")
+    else:
+        out.append(f"  not pushed: {summary.push.reason}")
+    out.append(f"  statistics report: {summary.statistics_report}")
+    return "\n".join(out)
