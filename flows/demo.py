@@ -12,11 +12,10 @@ import sys
 from pathlib import Path
 
 from flows.training_pipeline import training_pipeline
-from tasks.shared.config import PipelineConfig
+from tasks.shared.examples import rating_config
 from tasks.shared.settings import get_settings
 from tasks.shared.summary import render_text
 
-USER_MODULE = Path(__file__).resolve().parent.parent / "synthetic" / "modules" / "rating_model.py"
 
 
 def demo_data(rows: int, seed: int) -> Path:
@@ -31,28 +30,6 @@ def demo_data(rows: int, seed: int) -> Path:
         return generate(SyntheticConfig(rows=rows, seed=seed), out_dir, overwrite=True).out_dir
 
 
-def demo_config(data_dir: Path, train_steps: int) -> PipelineConfig:
-    """A rating model on the synthetic data, blessed when MAE ≤ 1.0 and not worse than the champion."""
-    return PipelineConfig.model_validate(
-        {
-            "model_name": "demo-ratings",
-            "input": {"uri": str(data_dir), "format": "csv", "pattern": "*.csv"},
-            "label_column": "rating",
-            "transform": {"module_file": str(USER_MODULE)},
-            "trainer": {"train_steps": train_steps, "eval_steps": 50},
-            "evaluator": {
-                "label_key": "rating_xf",
-                "preprocessing_function_names": ["transform_features"],
-                "metrics": [
-                    {"class_name": "ExampleCount"},
-                    {"class_name": "MeanAbsoluteError", "upper_bound": 1.0,
-                     "higher_is_better": False, "max_regression": 0.05},
-                ],
-            },
-        }
-    )
-
-
 def main(argv: list[str] | None = None) -> int:
     """Run the main job and print its summary."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -61,7 +38,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--train-steps", type=int, default=500, help="Trainer steps")
     args = parser.parse_args(argv)
 
-    config = demo_config(demo_data(args.rows, args.seed), args.train_steps)
+    config = rating_config(
+        demo_data(args.rows, args.seed), trainer={"train_steps": args.train_steps}
+    )
     state = training_pipeline(config, return_state=True)
     if state.is_failed():
         print(f"training-pipeline failed: {state.message}", file=sys.stderr)

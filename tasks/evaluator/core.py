@@ -16,6 +16,17 @@ EXECUTOR = "tfx.components.evaluator.executor.Executor"
 _TIE = 1e-10
 
 
+def comparable_baseline(baseline: ArtifactRef | None, trainer: StageOutput) -> ArtifactRef | None:
+    """The baseline to compare with; a model is never compared with itself.
+
+    When an identical re-run finds its own model already serving, the evaluation it had
+    when it was first blessed stands (and hits the cache).
+    """
+    if baseline is not None and baseline.uri == trainer["model"].uri:
+        return None
+    return baseline
+
+
 def plan(
     config: PipelineConfig,
     examples: StageOutput,
@@ -24,6 +35,7 @@ def plan(
     baseline: ArtifactRef | None,
 ) -> StagePlan:
     """Fingerprint: examples, model, schema, blessing rules and the baseline model."""
+    baseline = comparable_baseline(baseline, trainer)
     parts = {
         "examples": examples.fingerprint,
         "model": trainer.fingerprint,
@@ -109,6 +121,7 @@ def run(
     baseline: ArtifactRef | None,
 ) -> EvaluationOutput:
     """Run TFX's Evaluator executor; always return a blessing, blessed or not."""
+    baseline = comparable_baseline(baseline, trainer)
     artifacts = run_executor(
         EXECUTOR,
         inputs={

@@ -16,7 +16,8 @@ from tasks.shared.stage import STAGE_TASK_OPTIONS, run_stage
 @task(name="resolve-baseline")
 def resolve_baseline(config: PipelineConfig) -> ArtifactRef | None:
     """The currently pushed (champion) model of this model name, if any."""
-    baseline = registry.champion_model(config.model_name)
+    champion = registry.champion(config.model_name)
+    baseline = ArtifactRef(type_name="Model", uri=champion.model_uri) if champion else None
     get_run_logger().info(
         "baseline: %s", baseline.uri if baseline else "none (first run: thresholds only)"
     )

@@ -111,12 +111,18 @@ def run(plan: StagePlan, config: PipelineConfig) -> StageOutput:
         executor = TIME_HOLDOUT_EXECUTORS[source.format]
     else:
         executor = EXECUTORS[source.format]
-    artifacts = run_executor(
-        executor,
-        inputs={},
-        outputs={"examples": "Examples"},
-        exec_properties=exec_properties,
-        output_dir=plan.output_dir,
-        beam_args=config.beam.args,
-    )
+    try:
+        artifacts = run_executor(
+            executor,
+            inputs={},
+            outputs={"examples": "Examples"},
+            exec_properties=exec_properties,
+            output_dir=plan.output_dir,
+            beam_args=config.beam.args,
+        )
+    except Exception as exc:
+        if "Columns do not match specified csv headers" in str(exc):
+            detail = str(exc).split("headers:", 1)[1].split("[while running")[0].strip()
+            raise InputDataError(f"malformed CSV row (column count differs from header): {detail}") from exc
+        raise
     return StageOutput(stage=STAGE, fingerprint=plan.fingerprint, artifacts=artifacts)

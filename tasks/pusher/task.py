@@ -17,6 +17,15 @@ from tasks.shared.stage import STAGE_TASK_OPTIONS, run_stage
 def _push_and_register(
     plan: StagePlan, config: PipelineConfig, trainer: StageOutput, evaluation: EvaluationOutput
 ) -> PushOutput:
+    champion = registry.champion(config.model_name)
+    if evaluation.blessed and champion and champion.model_uri == trainer["model"].uri:
+        # Publishing is idempotent: this very model is already serving.
+        return PushOutput(
+            stage=core.STAGE, fingerprint=plan.fingerprint, artifacts={}, pushed=True,
+            reason=f"already the champion (version {champion.version}); not pushed again",
+            serving_uri=champion.serving_uri, version=champion.serving_version,
+            mlflow_run_id=champion.mlflow_run_id, registered_version=champion.version,
+        )
     push = core.run(plan, config, trainer, evaluation)
     if not push.pushed:
         return push

@@ -9,12 +9,16 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import BaseModel, Field
+
 from tasks.shared.config import PipelineConfig
 from tasks.shared.refs import ArtifactRef, EvaluationOutput, PushOutput
 from tasks.shared.settings import get_settings
 
 CHAMPION = "champion"
 MODEL_URI_TAG = "retrain.model_uri"
+SERVING_URI_TAG = "retrain.serving_uri"
+SERVING_VERSION_TAG = "retrain.serving_version"
 
 
 def client() -> Any:
@@ -28,8 +32,18 @@ def client() -> Any:
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 
-def champion_model(model_name: str) -> ArtifactRef | None:
-    """The Trainer model artifact of the current champion, or None on a first run."""
+class Champion(BaseModel):
+    """The registered version currently serving for a model name."""
+
+    version: str = Field(description="MLflow registered-model version.")
+    model_uri: str = Field(description="Trainer Model artifact it was pushed from.")
+    serving_uri: str | None = Field(default=None, description="Pushed serving directory.")
+    serving_version: str | None = Field(default=None, description="Serving version directory.")
+    mlflow_run_id: str | None = Field(default=None, description="MLflow run that logged it.")
+
+
+def champion(model_name: str) -> Champion | None:
+    """The current champion of `model_name`, or None before its first push."""
     from mlflow.exceptions import MlflowException
 
     mlflow_client = client()
@@ -40,7 +54,13 @@ def champion_model(model_name: str) -> ArtifactRef | None:
     model_uri = version.tags.get(MODEL_URI_TAG)
     if not model_uri:
         return None
-    return ArtifactRef(type_name="Model", uri=model_uri)
+    return Champion(
+        version=str(version.version),
+        model_uri=model_uri,
+        serving_uri=version.tags.get(SERVING_URI_TAG),
+        serving_version=version.tags.get(SERVING_VERSION_TAG),
+        mlflow_run_id=version.run_id,
+    )
 
 
 def _experiment_id(mlflow_client: Any, name: str) -> str:
@@ -99,7 +119,12 @@ def register_push(
             config.model_name,
             source=f"{run.info.artifact_uri}/model",
             run_id=run_id,
-            tags={**tags, MODEL_URI_TAG: model.uri, "retrain.serving_uri": push.serving_uri or ""},
+            tags={
+                **tags,
+                MODEL_URI_TAG: model.uri,
+                SERVING_URI_TAG: push.serving_uri or "",
+                SERVING_VERSION_TAG: push.version or "",
+            },
         )
         mlflow_client.set_registered_model_alias(config.model_name, CHAMPION, version.version)
     except Exception:

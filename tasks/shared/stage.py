@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any, Callable, TypeVar
 
@@ -31,6 +32,19 @@ STAGE_TASK_OPTIONS: dict[str, Any] = {
 }
 
 
+def describe_error(exc: BaseException) -> str:
+    """One readable line: input errors as they are, others with their type; Beam noise cut."""
+    text = str(exc).strip()
+    # Beam appends "[while running 'Step/Name']" and sometimes a whole remote traceback.
+    text = re.sub(r"\s*\[while running '[^']*'\]", "", text)
+    lines = [line for line in text.splitlines() if line.strip()]
+    errors = [line for line in lines if re.match(r"^\w+(Error|Exception): ", line)]
+    line = errors[-1] if errors else (lines[0] if lines else "")
+    if not isinstance(exc, ValueError) and not errors:
+        line = f"{type(exc).__name__}: {line}"
+    return line[:2000]
+
+
 def run_stage(plan: StagePlan, core: Callable[..., OutputT], *args: Any) -> OutputT:
     """Run a stage core, turn any failure into a StageError, then write the marker."""
     logger = get_run_logger()
@@ -42,9 +56,7 @@ def run_stage(plan: StagePlan, core: Callable[..., OutputT], *args: Any) -> Outp
     except StageError:
         raise
     except Exception as exc:  # every failure must name its stage for the run record
-        # Our own input checks raise ValueError with a readable message; keep other types.
-        problem = str(exc) if isinstance(exc, ValueError) else f"{type(exc).__name__}: {exc}"
-        raise StageError(plan.stage, problem) from exc
+        raise StageError(plan.stage, describe_error(exc)) from exc
     write_marker(plan, output)
     logger.info("%s finished in %.1fs", plan.stage, time.monotonic() - started)
     return output

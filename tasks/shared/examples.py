@@ -1,0 +1,88 @@
+"""Run configs for the bundled examples, shared by the main job, tests and benchmarks.
+
+- `taxi_config`: TFX's own Chicago-taxi native-Keras example, run unmodified from the files
+  shipped inside the installed tfx wheel, with the eval config of TFX's
+  `taxi_pipeline_native_keras.py`.
+- `rating_config`: the synthetic B2B interactions with the plain TFX user module in
+  `synthetic/modules/rating_model.py`.
+"""
+
+from __future__ import annotations
+
+from importlib.util import find_spec
+from pathlib import Path
+from typing import Any
+
+from tasks.shared.config import PipelineConfig
+
+RATING_MODULE = Path(__file__).resolve().parents[2] / "synthetic" / "modules" / "rating_model.py"
+
+
+def taxi_example_dir() -> Path:
+    """tfx/examples/chicago_taxi_pipeline inside the installed tfx package (no TF import)."""
+    spec = find_spec("tfx")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("tfx is not installed")
+    return Path(list(spec.submodule_search_locations)[0]) / "examples" / "chicago_taxi_pipeline"
+
+
+def taxi_config(**overrides: Any) -> PipelineConfig:
+    """The taxi example as TFX's taxi_pipeline_native_keras.py configures it."""
+    example = taxi_example_dir()
+    values: dict[str, Any] = {
+        "model_name": "chicago-taxi",
+        # CsvExampleGen's default split: 2 hash buckets train, 1 eval.
+        "input": {
+            "uri": str(example / "data" / "simple"),
+            "format": "csv",
+            "pattern": "*.csv",
+            "split": {"train_buckets": 2, "eval_buckets": 1},
+        },
+        "label_column": "tips",
+        "schema": {"infer_feature_shape": True},
+        # The taxi pipeline records anomalies without stopping on them.
+        "validator": {"fail_on_anomalies": False},
+        "transform": {"module_file": str(example / "taxi_utils_native_keras.py")},
+        "trainer": {"train_steps": 1000, "eval_steps": 150},
+        "evaluator": {
+            "label_key": "tips_xf",
+            "signature_name": "serving_default",
+            "preprocessing_function_names": ["transform_features"],
+            "metrics": [
+                {"class_name": "BinaryAccuracy", "lower_bound": 0.6, "max_regression": 0.0}
+            ],
+        },
+    }
+    _merge(values, overrides)
+    return PipelineConfig.model_validate(values)
+
+
+def rating_config(data_dir: str | Path, **overrides: Any) -> PipelineConfig:
+    """A rating model on synthetic interactions: blessed when MAE ≤ 1.0 and ≤ champion + 0.05."""
+    values: dict[str, Any] = {
+        "model_name": "demo-ratings",
+        "input": {"uri": str(data_dir), "format": "csv", "pattern": "*.csv"},
+        "label_column": "rating",
+        "transform": {"module_file": str(RATING_MODULE)},
+        "trainer": {"train_steps": 500, "eval_steps": 50},
+        "evaluator": {
+            "label_key": "rating_xf",
+            "preprocessing_function_names": ["transform_features"],
+            "metrics": [
+                {"class_name": "ExampleCount"},
+                {"class_name": "MeanAbsoluteError", "upper_bound": 1.0,
+                 "higher_is_better": False, "max_regression": 0.05},
+            ],
+        },
+    }
+    _merge(values, overrides)
+    return PipelineConfig.model_validate(values)
+
+
+def _merge(base: dict[str, Any], overrides: dict[str, Any]) -> None:
+    """Deep-merge overrides into base (dicts merge, everything else replaces)."""
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            _merge(base[key], value)
+        else:
+            base[key] = value

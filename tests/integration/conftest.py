@@ -1,0 +1,35 @@
+"""Fixtures for whole-pipeline runs on tiny data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+# Beam in one process: tiny data does not pay for worker start-up (each imports TensorFlow).
+IN_MEMORY_BEAM = {"args": ["--direct_running_mode=in_memory"]}
+
+
+@pytest.fixture(scope="session")
+def in_memory_beam() -> dict:
+    """Beam config for tiny data: the in-process DirectRunner."""
+    return IN_MEMORY_BEAM
+
+
+@pytest.fixture(scope="session")
+def tiny_interactions(session_dir: Path) -> Path:
+    """2,000 synthetic interactions as CSV, generated once per session."""
+    from synthetic.config import SyntheticConfig
+    from synthetic.core import generate
+
+    return generate(SyntheticConfig(rows=2_000, seed=7), session_dir / "data" / "tiny").out_dir
+
+
+@pytest.fixture(autouse=True)
+def _fresh_settings():
+    """Settings are cached per process; tests that change RETRAIN_* see a fresh read."""
+    from tasks.shared.settings import get_settings
+
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()

@@ -1,0 +1,115 @@
+"""Bad input fails at the right stage with a message naming it; nothing is pushed;
+earlier artifacts are kept; a run after the fix succeeds and reuses valid upstream stages."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.slow]
+
+SCHEMA = Path(__file__).resolve().parents[1] / "testdata" / "interactions_schema.pbtxt"
+BEAM = {"args": ["--direct_running_mode=in_memory"]}
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory) -> Path:
+    """One pipeline root for the module, so valid upstream stages are shared like in real use."""
+    return tmp_path_factory.mktemp("bad-input")
+
+
+def _run(root: Path, data: Path, **overrides):
+    from flows.training_pipeline import training_pipeline
+    from tasks.shared.examples import rating_config
+
+    values = {
+        "model_name": "bad-input",
+        "pipeline_root": str(root / "pipelines"),
+        "pusher": {"serving_base": str(root / "serving")},
+        "trainer": {"train_steps": 20, "eval_steps": 5},
+        "beam": BEAM,
+    }
+    config = rating_config(data, **{**values, **overrides})
+    return config, training_pipeline(config, return_state=True)
+
+
+def _assert_failed_at(state, stage: str, problem: str, root: Path) -> None:
+    assert state.is_failed()
+    assert f"{stage} failed: " in state.message, state.message
+    assert problem in state.message, state.message
+    assert not (root / "serving").exists()  # nothing pushed
+
+
+def _copy_data(src: Path, dst: Path) -> Path:
+    dst.mkdir(parents=True)
+    for csv in src.glob("*.csv"):
+        shutil.copy(csv, dst / csv.name)
+    return dst
+
+
+def test_missing_input_path(prefect_harness, root):
+    _, state = _run(root, root / "no-such-dir")
+    _assert_failed_at(state, "ExampleGen", "does not exist", root)
+
+
+def test_empty_data(prefect_harness, root):
+    empty = root / "empty"
+    empty.mkdir()
+    (empty / "part-0.csv").write_text("buyer_id,product_id,category,city,timestamp,quantity,rating\n")
+    _, state = _run(root, empty)
+    _assert_failed_at(state, "ExampleGen", "input data is empty", root)
+
+
+def test_malformed_csv_rows(prefect_harness, root, tiny_interactions):
+    data = _copy_data(tiny_interactions, root / "malformed")
+    first = sorted(data.glob("*.csv"))[0]
+    with first.open("a") as handle:
+        handle.write("B000001,P000001,cat_01,city_01,1700000000,2,4.5,EXTRA\n")
+    _, state = _run(root, data)
+    _assert_failed_at(state, "ExampleGen", "malformed CSV row", root)
+    assert "EXTRA" in state.message
+
+
+def test_label_column_that_does_not_exist(prefect_harness, root, tiny_interactions):
+    config, state = _run(root, tiny_interactions, label_column="stars")
+    _assert_failed_at(state, "StatisticsGen", "label column 'stars' does not exist", root)
+    # ExampleGen's artifacts are kept for the next run
+    examples = list((root / "pipelines" / "bad-input" / "ExampleGen").glob("*/_COMPLETE.json"))
+    assert len(examples) == 1
+
+
+def test_anomalies_against_a_curated_schema_then_fixed(prefect_harness, root, tiny_interactions):
+    wrong = root / "wrong_schema.pbtxt"
+    wrong.write_text(
+        SCHEMA.read_text().replace('name: "city"       type: BYTES', 'name: "city"       type: INT')
+    )
+    _, state = _run(root, tiny_interactions, schema={"schema_file": str(wrong)})
+    _assert_failed_at(state, "ExampleValidator", "data anomalies against the schema", root)
+    assert "city" in state.message
+
+    # Fix the schema: the run succeeds and reuses ExampleGen and StatisticsGen.
+    _, fixed = _run(root, tiny_interactions, schema={"schema_file": str(SCHEMA)})
+    assert fixed.is_completed(), fixed.message
+    states = {t.stage: t.state for t in fixed.result().stages}
+    assert states["ExampleGen"] == "Cached" and states["StatisticsGen"] == "Cached"
+    assert states["SchemaGen"] == "Completed" and states["ExampleValidator"] == "Completed"
+    assert fixed.result().outcome == "pushed"
+
+
+def test_not_blessed_is_an_outcome_not_a_failure(prefect_harness, root, tiny_interactions):
+    metrics = [{"class_name": "MeanAbsoluteError", "upper_bound": 0.0001,
+                "higher_is_better": False}]
+    config, state = _run(
+        root, tiny_interactions, model_name="never-blessed",
+        evaluator={"metrics": metrics},
+    )
+    assert state.is_completed() and state.name == "NotBlessed"
+    summary = state.result()
+    assert summary.outcome == "not_blessed" and not summary.push.pushed
+    assert "mean_absolute_error" in summary.push.reason
+    assert not (root / "serving" / "never-blessed").exists()
+    from tasks.shared import registry
+
+    assert registry.champion("never-blessed") is None

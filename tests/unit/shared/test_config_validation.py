@@ -1,0 +1,98 @@
+"""Bad run config fails at validation, before any stage runs, naming the field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pydantic import ValidationError
+
+from tasks.shared.config import PipelineConfig
+
+MODULE = str(Path(__file__).resolve().parents[3] / "synthetic" / "modules" / "rating_model.py")
+
+
+def _valid(**overrides) -> dict:
+    values = {
+        "model_name": "ratings",
+        "input": {"uri": "/data/interactions"},
+        "transform": {"module_file": MODULE},
+        "evaluator": {"label_key": "rating_xf"},
+    }
+    values.update(overrides)
+    return values
+
+
+def _error(values: dict) -> str:
+    with pytest.raises(ValidationError) as info:
+        PipelineConfig.model_validate(values)
+    return str(info.value)
+
+
+def test_valid_config_gets_defaults_from_settings(monkeypatch, tmp_path):
+    from tasks.shared.settings import get_settings
+
+    monkeypatch.setenv("RETRAIN_HOME", str(tmp_path))
+    get_settings.cache_clear()
+    try:
+        config = PipelineConfig.model_validate(_valid())
+    finally:
+        get_settings.cache_clear()
+    assert config.pipeline_root == str(tmp_path / "pipelines")
+    assert config.pusher.serving_base == str(tmp_path / "serving")
+    assert config.input.split.strategy == "hash"
+    assert (config.input.split.train_buckets, config.input.split.eval_buckets) == (8, 2)
+    assert config.trainer_module_file == MODULE
+    assert "--direct_running_mode=multi_processing" in config.beam.args
+
+
+def test_missing_required_sections_are_named():
+    message = _error({"model_name": "ratings"})
+    for field in ("input", "transform", "evaluator"):
+        assert field in message
+
+
+@pytest.mark.parametrize("name", ["Ratings", "has space", "", "x" * 64, "-lead"])
+def test_bad_model_name(name):
+    assert "model_name" in _error(_valid(model_name=name))
+
+
+def test_unknown_field_is_refused():
+    assert "trainer.epochz" in _error(_valid(trainer={"epochz": 3})).replace("\n", ".")
+
+
+def test_module_file_that_does_not_exist():
+    message = _error(_valid(transform={"module_file": "/nope/module.py"}))
+    assert "transform.module_file" in message and "/nope/module.py" in message
+
+
+def test_time_holdout_needs_column_and_days():
+    message = _error(_valid(input={"uri": "/d", "split": {"strategy": "time_holdout"}}))
+    assert "split.timestamp_column" in message and "split.holdout_days" in message
+
+
+def test_bigquery_needs_a_query_and_files_need_a_uri():
+    assert "input.query" in _error(_valid(input={"format": "bigquery"}))
+    assert "input.uri" in _error(_valid(input={"format": "parquet"}))
+
+
+@pytest.mark.parametrize(
+    "section, value, field",
+    [
+        ("trainer", {"train_steps": 0}, "train_steps"),
+        ("input", {"uri": "/d", "split": {"eval_buckets": 0}}, "eval_buckets"),
+        ("evaluator", {"label_key": "y", "metrics": [{"class_name": "AUC", "max_regression": -1}]},
+         "max_regression"),
+    ],
+)
+def test_out_of_range_numbers(section, value, field):
+    assert field in _error(_valid(**{section: value}))
+
+
+def test_config_round_trips_through_json_with_the_schema_alias(tmp_path):
+    schema = tmp_path / "schema.pbtxt"
+    schema.write_text("")
+    config = PipelineConfig.model_validate(_valid(schema={"schema_file": str(schema)}))
+    again = PipelineConfig.model_validate_json(config.model_dump_json(by_alias=True))
+    assert again == config
+    assert again.schema_.schema_file == str(schema)

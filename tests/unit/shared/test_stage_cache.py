@@ -1,0 +1,109 @@
+"""The stage cache on Prefect's cache machinery: hits, misses, and deleted artifacts."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+from prefect import flow, task
+
+from tasks.shared.caching import MARKER, StageCache, StagePlan
+from tasks.shared.fingerprint import fingerprint
+from tasks.shared.refs import ArtifactRef, StageOutput
+from tasks.shared.stage import STAGE_TASK_OPTIONS, StageError, describe_error, run_stage
+
+CALLS: list[int] = []
+
+
+def toy_plan(root: str, value: int) -> StagePlan:
+    return StagePlan(
+        stage="Toy", fingerprint=fingerprint("Toy", {"value": value}),
+        output_dir=f"{root}/Toy/{value}",
+    )
+
+
+def _toy_core(plan: StagePlan, value: int) -> StageOutput:
+    CALLS.append(value)
+    if value < 0:
+        raise ValueError(f"value {value} is negative")
+    out = Path(plan.output_dir) / "out"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "data.txt").write_text(str(value))
+    ref = ArtifactRef(type_name="Examples", uri=str(out))
+    return StageOutput(stage="Toy", fingerprint=plan.fingerprint, artifacts={"out": ref})
+
+
+@task(name="Toy", cache_policy=StageCache(planner=toy_plan), **STAGE_TASK_OPTIONS)
+def toy(root: str, value: int) -> StageOutput:
+    return run_stage(toy_plan(root, value), _toy_core, value)
+
+
+@flow
+def run_toy(root: str, value: int):
+    return toy(root, value, return_state=True)
+
+
+@pytest.fixture(autouse=True)
+def _reset():
+    CALLS.clear()
+
+
+def test_second_call_is_cached_and_returns_the_same_reference(prefect_harness, tmp_path):
+    first = run_toy(str(tmp_path), 1)
+    second = run_toy(str(tmp_path), 1)
+    assert (first.name, second.name) == ("Completed", "Cached")
+    assert CALLS == [1]
+    assert second.result() == first.result()
+    assert (tmp_path / "Toy" / "1" / MARKER).is_file()
+
+
+def test_different_inputs_or_root_miss(prefect_harness, tmp_path):
+    run_toy(str(tmp_path), 1)
+    assert run_toy(str(tmp_path), 2).name == "Completed"
+    assert run_toy(str(tmp_path / "elsewhere"), 1).name == "Completed"
+    assert CALLS == [1, 2, 1]
+
+
+def test_deleted_artifacts_are_rebuilt_not_served_from_a_stale_record(prefect_harness, tmp_path):
+    run_toy(str(tmp_path), 3)
+    shutil.rmtree(tmp_path / "Toy")
+    again = run_toy(str(tmp_path), 3)
+    assert again.name == "Completed" and CALLS == [3, 3]
+    assert Path(again.result()["out"].uri, "data.txt").read_text() == "3"
+    assert run_toy(str(tmp_path), 3).name == "Cached"
+
+
+def test_failure_names_the_stage_and_leaves_no_marker(prefect_harness, tmp_path):
+    state = run_toy(str(tmp_path), -1)
+    assert state.is_failed()
+    with pytest.raises(StageError, match=r"^Toy failed: value -1 is negative$"):
+        state.result()
+    assert not (tmp_path / "Toy" / "-1" / MARKER).exists()
+    # a failed run is not cached: the next call runs again
+    assert run_toy(str(tmp_path), -1).is_failed() and CALLS == [-1, -1]
+
+
+def test_plan_layout_and_keys():
+    from tasks.shared.examples import taxi_config
+
+    config = taxi_config(pipeline_root="gs://bucket/root/")
+    plan = StagePlan.for_stage(config, "Trainer", "ab" * 32)
+    assert plan.output_dir == "gs://bucket/root/chicago-taxi/Trainer/abababababababab"
+    assert plan.marker.endswith("/Trainer/abababababababab/_COMPLETE.json")
+    other = StagePlan.for_stage(taxi_config(pipeline_root="/local"), "Trainer", "ab" * 32)
+    assert plan.cache_key != other.cache_key and plan.cache_key.startswith("trainer-")
+
+
+@pytest.mark.parametrize(
+    "exc, expected",
+    [
+        (ValueError("Columns do not match: [a] [while running 'Read/Parse']"),
+         "Columns do not match: [a]"),
+        (RuntimeError("Traceback (most recent call last):\n  File 'x'\nKeyError: 'rating'\n"),
+         "KeyError: 'rating'"),
+        (OSError("disk full"), "OSError: disk full"),
+    ],
+)
+def test_describe_error_gives_one_readable_line(exc, expected):
+    assert describe_error(exc) == expected

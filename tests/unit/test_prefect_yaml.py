@@ -1,0 +1,122 @@
+"""prefect.yaml smoke test: every deployment imports, validates and targets a defined pool.
+
+`prefect deploy` only warns about a prefect.yaml it cannot parse and skips it, falls back
+to a placeholder flow when an entrypoint fails to import, and a bad default parameter
+only shows when a run starts on a worker. These tests catch all three before a deploy.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import prefect
+import pytest
+import yaml
+from prefect import Flow
+from prefect.cli.deploy._models import PrefectYamlModel  # the model `prefect deploy` uses
+from prefect.flows import load_flow_from_entrypoint
+from prefect.utilities.callables import parameter_schema
+from prefect.utilities.schema_tools import validate
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+PROJECT: dict[str, Any] = yaml.safe_load((REPO_ROOT / "prefect.yaml").read_text())
+DEPLOYMENTS: list[dict[str, Any]] = PROJECT.get("deployments") or []
+IDS = [str(deployment.get("name")) for deployment in DEPLOYMENTS]
+
+# Flow modules must not import the TensorFlow stack (STYLE: heavy imports stay in tasks).
+HEAVY_PREFIXES = ("tensorflow", "tfx", "tf_keras", "keras")
+
+
+@functools.lru_cache(maxsize=None)
+def load_flow(entrypoint: str) -> Flow[Any, Any]:
+    """Import an entrypoint as a worker does: a failed import raises, no placeholder flow."""
+    return load_flow_from_entrypoint(entrypoint, use_placeholder_flow=False)
+
+
+def test_project_file_is_what_prefect_deploy_accepts() -> None:
+    PrefectYamlModel.model_validate(PROJECT)
+    assert PROJECT["name"] == "retrain"
+    # prefect is pinned in requirements.lock; the project file must follow it.
+    assert PROJECT["prefect-version"] == prefect.__version__
+    assert DEPLOYMENTS, "prefect.yaml defines no deployments"
+
+
+def test_deployment_names_are_unique_and_include_manual() -> None:
+    names = [f"{load_flow(d['entrypoint']).name}/{d['name']}" for d in DEPLOYMENTS]
+    assert len(names) == len(set(names)), names
+    assert "training-pipeline/manual" in names
+
+
+@pytest.mark.parametrize("deployment", DEPLOYMENTS, ids=IDS)
+def test_entrypoint_is_a_flow(deployment: dict[str, Any]) -> None:
+    assert isinstance(load_flow(deployment["entrypoint"]), Flow)
+
+
+@pytest.mark.parametrize("deployment", DEPLOYMENTS, ids=IDS)
+def test_entrypoint_does_not_import_tensorflow(
+    deployment: dict[str, Any], tmp_path: Path
+) -> None:
+    # A fresh interpreter, so modules imported by other tests cannot hide or cause a hit.
+    code = (
+        "import json, sys\n"
+        "from prefect.flows import load_flow_from_entrypoint\n"
+        f"load_flow_from_entrypoint({deployment['entrypoint']!r}, use_placeholder_flow=False)\n"
+        "print(json.dumps(sorted(sys.modules)))\n"
+    )
+    env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect")}
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    modules = json.loads(done.stdout.strip().splitlines()[-1])
+    heavy = [m for m in modules if m.split(".")[0].startswith(HEAVY_PREFIXES)]
+    assert not heavy, f"{deployment['entrypoint']} imports {heavy[:10]}"
+
+
+@pytest.mark.parametrize("deployment", DEPLOYMENTS, ids=IDS)
+def test_parameters_validate(
+    deployment: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every deployment runs without --params: its defaults pass both Prefect checks."""
+    flow = load_flow(deployment["entrypoint"])
+    parameters = deployment.get("parameters") or {}
+    # The server's check when a run is created: the JSON schema `prefect deploy` uploads.
+    validate(parameters, parameter_schema(flow.fn).model_dump(exclude_unset=True),
+             raise_on_error=True)
+    # The engine's check when the run starts: builds the pydantic models, which check that
+    # local module files exist. The worker runs from the repo root (see prefect.yaml `pull`).
+    monkeypatch.chdir(REPO_ROOT)
+    flow.validate_parameters(parameters)
+
+
+@pytest.mark.parametrize("deployment", DEPLOYMENTS, ids=IDS)
+def test_work_pool_is_defined(deployment: dict[str, Any]) -> None:
+    pools = (PROJECT.get("definitions") or {}).get("work_pools") or {}
+    defined = {pool["name"] for pool in pools.values()}
+    assert (deployment.get("work_pool") or {}).get("name") in defined, sorted(defined)
+
+
+def test_manual_deployment_is_the_synthetic_demo(monkeypatch: pytest.MonkeyPatch) -> None:
+    """training-pipeline/manual trains what `make demo` trains (tasks/shared/examples.py)."""
+    from tasks.shared.config import PipelineConfig
+    from tasks.shared.examples import rating_config
+
+    (manual,) = [d for d in DEPLOYMENTS if d["name"] == "manual"]
+    monkeypatch.chdir(REPO_ROOT)
+    config = PipelineConfig.model_validate(manual["parameters"]["config"])
+    expected = rating_config(
+        ".retrain/data/interactions-10000-seed0",
+        transform={"module_file": "synthetic/modules/rating_model.py"},
+    )
+    assert config == expected
