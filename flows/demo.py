@@ -39,7 +39,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     config = rating_config(
-        demo_data(args.rows, args.seed), trainer={"train_steps": args.train_steps}
+        demo_data(args.rows, args.seed),
+        trainer={"train_steps": args.train_steps},
+        # Thousands of rows: in-process Beam beats starting workers that each import TF.
+        beam={"args": ["--direct_running_mode=in_memory"]},
     )
     state = training_pipeline(config, return_state=True)
     if state.is_failed():

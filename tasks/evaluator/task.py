@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
 
 from tasks.evaluator import core
 from tasks.shared import registry
@@ -13,7 +14,7 @@ from tasks.shared.refs import ArtifactRef, EvaluationOutput, StageOutput
 from tasks.shared.stage import STAGE_TASK_OPTIONS, run_stage
 
 
-@task(name="resolve-baseline")
+@task(name="resolve-baseline", cache_policy=NO_CACHE)
 def resolve_baseline(config: PipelineConfig) -> ArtifactRef | None:
     """The currently pushed (champion) model of this model name, if any."""
     champion = registry.champion(config.model_name)
@@ -38,5 +39,6 @@ def evaluate_model(
     baseline: ArtifactRef | None,
 ) -> EvaluationOutput:
     """Compute TFMA metrics on the eval split and decide the blessing."""
-    plan = core.plan(config, examples, trainer, schema, baseline)
-    return run_stage(plan, core.run, config, examples, trainer, schema, baseline)
+    return run_stage(
+        core.STAGE, core.plan, core.run, config, examples, trainer, schema, baseline
+    )

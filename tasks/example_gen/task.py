@@ -20,4 +20,4 @@ from tasks.shared.stage import STAGE_TASK_OPTIONS, run_stage
 )
 def generate_examples(config: PipelineConfig) -> StageOutput:
     """Read the run's raw data into train/eval tf.Example splits."""
-    return run_stage(core.plan(config), core.run, config)
+    return run_stage(core.STAGE, core.plan, core.run, config)

@@ -20,4 +20,4 @@ from tasks.shared.stage import STAGE_TASK_OPTIONS, run_stage
 )
 def validate_examples(config: PipelineConfig, statistics: StageOutput, schema: StageOutput) -> ValidationOutput:
     """Check statistics against the schema; anomalies fail the run unless allowed."""
-    return run_stage(core.plan(config, statistics, schema), core.run, config, statistics, schema)
+    return run_stage(core.STAGE, core.plan, core.run, config, statistics, schema)

@@ -48,5 +48,4 @@ def push_model(
     config: PipelineConfig, trainer: StageOutput, evaluation: EvaluationOutput
 ) -> PushOutput:
     """Push a blessed model to serving and register it; an unblessed one is not pushed."""
-    plan = core.plan(config, trainer, evaluation)
-    return run_stage(plan, _push_and_register, config, trainer, evaluation)
+    return run_stage(core.STAGE, core.plan, _push_and_register, config, trainer, evaluation)

@@ -20,4 +20,4 @@ from tasks.shared.stage import STAGE_TASK_OPTIONS, run_stage
 )
 def generate_schema(config: PipelineConfig, statistics: StageOutput) -> StageOutput:
     """Infer the schema from statistics, or import the curated one."""
-    return run_stage(core.plan(config, statistics), core.run, config, statistics)
+    return run_stage(core.STAGE, core.plan, core.run, config, statistics)

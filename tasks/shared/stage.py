@@ -45,18 +45,24 @@ def describe_error(exc: BaseException) -> str:
     return line[:2000]
 
 
-def run_stage(plan: StagePlan, core: Callable[..., OutputT], *args: Any) -> OutputT:
-    """Run a stage core, turn any failure into a StageError, then write the marker."""
+def run_stage(
+    stage: str,
+    planner: Callable[..., StagePlan],
+    core: Callable[..., OutputT],
+    *args: Any,
+) -> OutputT:
+    """Plan and run a stage core, turn any failure into a StageError, then write the marker."""
     logger = get_run_logger()
-    logger.info("%s writing to %s", plan.stage, plan.output_dir)
     started = time.monotonic()
     prepare_tf_environment()  # before anything in the stage can import TensorFlow
     try:
+        plan = planner(*args)
+        logger.info("%s writing to %s", stage, plan.output_dir)
         output = core(plan, *args)
     except StageError:
         raise
     except Exception as exc:  # every failure must name its stage for the run record
-        raise StageError(plan.stage, describe_error(exc)) from exc
+        raise StageError(stage, describe_error(exc)) from exc
     write_marker(plan, output)
-    logger.info("%s finished in %.1fs", plan.stage, time.monotonic() - started)
+    logger.info("%s finished in %.1fs", stage, time.monotonic() - started)
     return output

@@ -6,6 +6,7 @@ import re
 
 from prefect import task
 from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 from prefect.runtime import flow_run
@@ -34,7 +35,7 @@ def stage_timings(flow_run_id: str) -> list[StageTiming]:
     return sorted(timings, key=lambda t: STAGES.index(t.stage))
 
 
-@task(name="summarize-run")
+@task(name="summarize-run", cache_policy=NO_CACHE)
 def summarize_run(
     config: PipelineConfig,
     statistics: StatisticsOutput,

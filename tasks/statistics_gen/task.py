@@ -20,4 +20,4 @@ from tasks.shared.stage import STAGE_TASK_OPTIONS, run_stage
 )
 def generate_statistics(config: PipelineConfig, examples: StageOutput) -> StatisticsOutput:
     """Compute TFDV statistics of every split and write the HTML report."""
-    return run_stage(core.plan(config, examples), core.run, config, examples)
+    return run_stage(core.STAGE, core.plan, core.run, config, examples)

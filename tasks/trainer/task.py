@@ -20,4 +20,4 @@ from tasks.shared.stage import STAGE_TASK_OPTIONS, run_stage
 )
 def train_model(config: PipelineConfig, transform: StageOutput, schema: StageOutput) -> StageOutput:
     """Train the user's run_fn on the transformed examples."""
-    return run_stage(core.plan(config, transform, schema), core.run, config, transform, schema)
+    return run_stage(core.STAGE, core.plan, core.run, config, transform, schema)

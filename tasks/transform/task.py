@@ -20,4 +20,4 @@ from tasks.shared.stage import STAGE_TASK_OPTIONS, run_stage
 )
 def transform_examples(config: PipelineConfig, examples: StageOutput, schema: StageOutput) -> StageOutput:
     """Analyze and transform the examples with the user's preprocessing_fn."""
-    return run_stage(core.plan(config, examples, schema), core.run, config, examples, schema)
+    return run_stage(core.STAGE, core.plan, core.run, config, examples, schema)

@@ -28,7 +28,7 @@ def _run(root: Path, data: Path, **overrides):
         "model_name": "bad-input",
         "pipeline_root": str(root / "pipelines"),
         "pusher": {"serving_base": str(root / "serving")},
-        "trainer": {"train_steps": 20, "eval_steps": 5},
+        "trainer": {"train_steps": 100, "eval_steps": 10},
         "beam": BEAM,
     }
     config = rating_config(data, **{**values, **overrides})

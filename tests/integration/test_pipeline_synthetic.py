@@ -32,7 +32,7 @@ def _config(data: Path, root: Path, **overrides):
     values = {
         "pipeline_root": str(root / "pipelines"),
         "pusher": {"serving_base": str(root / "serving")},
-        "trainer": {"train_steps": 40, "eval_steps": 10},
+        "trainer": {"train_steps": 100, "eval_steps": 10},
         "beam": IN_MEMORY_BEAM,
     }
     return rating_config(data, **{**values, **overrides})
@@ -81,7 +81,7 @@ def test_pushed_model_is_registered_as_champion(first_run):
     assert champion.version == summary.push.registered_version == "1"
     assert champion.serving_uri == summary.push.serving_uri
     run = registry.client().get_run(summary.push.mlflow_run_id)
-    assert run.data.params["trainer.train_steps"] == "40"
+    assert run.data.params["trainer.train_steps"] == "100"
     assert run.data.metrics["mean_absolute_error"] == pytest.approx(
         summary.metrics["mean_absolute_error"]
     )
@@ -148,7 +148,7 @@ def test_changing_trainer_config_reruns_trainer_and_downstream_only(
     from tasks.shared import registry
 
     config, summary, root, _ = first_run
-    changed = _config(tiny_interactions, root, trainer={"train_steps": 41, "eval_steps": 10})
+    changed = _config(tiny_interactions, root, trainer={"train_steps": 101, "eval_steps": 10})
     second = training_pipeline(changed, return_state=True).result()
     states = {t.stage: t.state for t in second.stages}
     assert [states[s] for s in STAGES[:5]] == ["Cached"] * 5

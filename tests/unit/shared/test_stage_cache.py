@@ -23,7 +23,7 @@ def toy_plan(root: str, value: int) -> StagePlan:
     )
 
 
-def _toy_core(plan: StagePlan, value: int) -> StageOutput:
+def _toy_core(plan: StagePlan, root: str, value: int) -> StageOutput:
     CALLS.append(value)
     if value < 0:
         raise ValueError(f"value {value} is negative")
@@ -36,7 +36,7 @@ def _toy_core(plan: StagePlan, value: int) -> StageOutput:
 
 @task(name="Toy", cache_policy=StageCache(planner=toy_plan), **STAGE_TASK_OPTIONS)
 def toy(root: str, value: int) -> StageOutput:
-    return run_stage(toy_plan(root, value), _toy_core, value)
+    return run_stage("Toy", toy_plan, _toy_core, root, value)
 
 
 @flow
@@ -75,13 +75,13 @@ def test_deleted_artifacts_are_rebuilt_not_served_from_a_stale_record(prefect_ha
 
 
 def test_failure_names_the_stage_and_leaves_no_marker(prefect_harness, tmp_path):
-    state = run_toy(str(tmp_path), -1)
+    state = toy(str(tmp_path), -1, return_state=True)
     assert state.is_failed()
     with pytest.raises(StageError, match=r"^Toy failed: value -1 is negative$"):
         state.result()
     assert not (tmp_path / "Toy" / "-1" / MARKER).exists()
     # a failed run is not cached: the next call runs again
-    assert run_toy(str(tmp_path), -1).is_failed() and CALLS == [-1, -1]
+    assert toy(str(tmp_path), -1, return_state=True).is_failed() and CALLS == [-1, -1]
 
 
 def test_plan_layout_and_keys():

@@ -141,10 +141,12 @@ def test_eval_config_thresholds():
     assert not accuracy.threshold.value_threshold.HasField("upper_bound")
     # TFMA compares strictly: 'not worse than the baseline' is -1e-10, as in TFX's taxi example
     assert accuracy.threshold.change_threshold.absolute.value == pytest.approx(-1e-10, abs=1e-15)
-    assert accuracy.threshold.change_threshold.direction == 1  # HIGHER_IS_BETTER
+    from tensorflow_model_analysis.proto import config_pb2
+
+    assert accuracy.threshold.change_threshold.direction == config_pb2.MetricDirection.HIGHER_IS_BETTER
     assert mae.threshold.value_threshold.upper_bound.value == 1.0
     assert mae.threshold.change_threshold.absolute.value == pytest.approx(0.05)
-    assert mae.threshold.change_threshold.direction == 2  # LOWER_IS_BETTER
+    assert mae.threshold.change_threshold.direction == config_pb2.MetricDirection.LOWER_IS_BETTER
     assert not count.HasField("threshold")
     assert len(proto.slicing_specs) == 2
     assert list(proto.slicing_specs[1].feature_keys) == ["trip_start_hour"]
