@@ -29,7 +29,7 @@ $(STAMP): requirements.lock pyproject.toml
 	@rm -f $(VENV)/.lock-* && touch $(STAMP)
 
 demo: env
-	$(PY) -m flows.main_job
+	$(PY) -m flows.demo
 
 test: env
 	$(PY) -m pytest

@@ -26,6 +26,13 @@ def is_remote(uri: str) -> bool:
     return "://" in uri and not uri.startswith("file://")
 
 
+def absolute(uri: str | None) -> str | None:
+    """Local paths made absolute (so runs from any directory share caches); URIs unchanged."""
+    if not uri or is_remote(uri):
+        return uri
+    return str(Path(uri).expanduser().absolute())
+
+
 class SplitConfig(_Config):
     """How ExampleGen divides rows into train and eval (seed 003's split strategies)."""
 
@@ -83,6 +90,8 @@ class InputConfig(_Config):
     query: str | None = Field(default=None, description="BigQuery SQL (format=bigquery only).")
     split: SplitConfig = Field(default_factory=SplitConfig, description="Train/eval split.")
 
+    _absolute_uri = field_validator("uri")(absolute)
+
     @model_validator(mode="after")
     def _check_source(self) -> InputConfig:
         if self.format == "bigquery":
@@ -104,6 +113,8 @@ class SchemaConfig(_Config):
         default=True, description="Infer fixed feature shapes (dense tensors) when inferring."
     )
 
+    _absolute_file = field_validator("schema_file")(absolute)
+
 
 class ValidatorConfig(_Config):
     """ExampleValidator: what to do with anomalies."""
@@ -123,6 +134,8 @@ class TransformConfig(_Config):
         description="Passed to `preprocessing_fn` as `custom_config` when it accepts one.",
     )
 
+    _absolute_file = field_validator("module_file")(absolute)
+
 
 class TrainerConfig(_Config):
     """Trainer: the user module with `run_fn(fn_args)` and its step budget."""
@@ -136,6 +149,8 @@ class TrainerConfig(_Config):
     custom_config: dict[str, str | int | float | bool | list | dict | None] = Field(
         default_factory=dict, description="Handed to run_fn as fn_args.custom_config."
     )
+
+    _absolute_file = field_validator("module_file")(absolute)
 
 
 class MetricThreshold(_Config):
@@ -183,6 +198,8 @@ class PusherConfig(_Config):
         "copied to <serving_base>/<model_name>/<version>.",
     )
 
+    _absolute_base = field_validator("serving_base")(absolute)
+
 
 class BeamConfig(_Config):
     """Apache Beam settings for ExampleGen, StatisticsGen, Transform and Evaluator."""
@@ -225,6 +242,8 @@ class PipelineConfig(_Config):
     beam: BeamConfig = Field(default_factory=BeamConfig, description="Beam pipeline args.")
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    _absolute_root = field_validator("pipeline_root")(absolute)
 
     @field_validator("model_name")
     @classmethod

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -59,21 +58,18 @@ def test_entrypoint_is_a_flow(deployment: dict[str, Any]) -> None:
 
 
 @pytest.mark.parametrize("deployment", DEPLOYMENTS, ids=IDS)
-def test_entrypoint_does_not_import_tensorflow(
-    deployment: dict[str, Any], tmp_path: Path
-) -> None:
+def test_entrypoint_does_not_import_tensorflow(deployment: dict[str, Any]) -> None:
     # A fresh interpreter, so modules imported by other tests cannot hide or cause a hit.
+    # It inherits tests/conftest.py's environment (PREFECT_HOME in the session temp dir).
     code = (
         "import json, sys\n"
         "from prefect.flows import load_flow_from_entrypoint\n"
         f"load_flow_from_entrypoint({deployment['entrypoint']!r}, use_placeholder_flow=False)\n"
         "print(json.dumps(sorted(sys.modules)))\n"
     )
-    env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect")}
     done = subprocess.run(
         [sys.executable, "-c", code],
         cwd=REPO_ROOT,
-        env=env,
         capture_output=True,
         text=True,
         timeout=300,
