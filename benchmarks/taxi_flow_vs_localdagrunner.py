@@ -124,6 +124,7 @@ def run_ldr_child(root: Path, args: argparse.Namespace) -> dict[str, Any]:
     from tfx.orchestration import metadata
     from tfx.orchestration.local.local_dag_runner import LocalDagRunner
     from tfx.proto import trainer_pb2
+    from tfx.utils import proto_utils
 
     example = _taxi_example_dir()
     pipeline_root = root / "pipeline"
@@ -137,10 +138,15 @@ def run_ldr_child(root: Path, args: argparse.Namespace) -> dict[str, Any]:
         metadata_path=str(metadata_path),
         beam_pipeline_args=shlex.split(args.beam_args),
     )
-    # _create_pipeline hard-codes 1000/150 steps; the quick mode needs fewer.
+    # _create_pipeline hard-codes 1000/150 steps; the quick mode needs fewer. The component
+    # spec holds proto exec properties as JSON, the form TFX's compiler and cache key expect.
     trainer = next(node for node in pipeline.components if node.id == "Trainer")
-    trainer.exec_properties["train_args"] = trainer_pb2.TrainArgs(num_steps=args.train_steps)
-    trainer.exec_properties["eval_args"] = trainer_pb2.EvalArgs(num_steps=args.eval_steps)
+    trainer.exec_properties["train_args"] = proto_utils.proto_to_json(
+        trainer_pb2.TrainArgs(num_steps=args.train_steps)
+    )
+    trainer.exec_properties["eval_args"] = proto_utils.proto_to_json(
+        trainer_pb2.EvalArgs(num_steps=args.eval_steps)
+    )
 
     started = time.perf_counter()
     LocalDagRunner().run(pipeline)
@@ -189,7 +195,12 @@ def run_flow_child(root: Path, args: argparse.Namespace) -> dict[str, Any]:
         METRIC: summary.metrics.get(METRIC),
         "outcome": summary.outcome,
         "stages": [t.model_dump() for t in summary.stages],
-        "executed": [t.stage for t in summary.stages if t.state != "Cached"],
+        # A state other than Completed/Cached is shown as recorded, e.g. 'Pusher[Running]'.
+        "executed": [
+            t.stage if t.state == "Completed" else f"{t.stage}[{t.state}]"
+            for t in summary.stages
+            if t.state != "Cached"
+        ],
     }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 
 from prefect import task
 from prefect.artifacts import create_markdown_artifact
@@ -17,12 +18,28 @@ from tasks.shared.refs import EvaluationOutput, PushOutput, StatisticsOutput, Va
 from tasks.shared.summary import RunSummary, StageTiming, build_summary, render_markdown
 
 
-def stage_timings(flow_run_id: str) -> list[StageTiming]:
+def _read_stage_runs(flow_run_id: str, expected: int, patience_s: float) -> list:
+    """Task runs of the flow run, once `expected` stages show a final state.
+
+    Prefect records task states from events asynchronously, so a read right after the last
+    stage finished can still see it Running; wait briefly (bounded) for the record.
+    """
+    deadline = time.monotonic() + patience_s
+    while True:
+        with get_client(sync_client=True) as client:
+            runs = client.read_task_runs(
+                flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
+            )
+        final = [r for r in runs if r.state and r.state.is_final()
+                 and r.name.rsplit("-", 1)[0] in STAGES]
+        if len(final) >= expected or time.monotonic() > deadline:
+            return runs
+        time.sleep(0.5)
+
+
+def stage_timings(flow_run_id: str, patience_s: float = 15.0) -> list[StageTiming]:
     """Stage states and wall times of one flow run, from the Prefect API."""
-    with get_client(sync_client=True) as client:
-        runs = client.read_task_runs(
-            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
-        )
+    runs = _read_stage_runs(flow_run_id, len(STAGES), patience_s)
     timings = []
     for run in runs:
         stage = run.name.rsplit("-", 1)[0]
