@@ -17,6 +17,7 @@ os.environ.update(
         "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180",
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "PREFECT_LOGGING_LEVEL": "WARNING",
+        "PREFECT_LOGGING_TO_API_WHEN_MISSING_FLOW": "ignore",
         "RETRAIN_HOME": str(_SESSION_DIR / "home"),
         "TF_CPP_MIN_LOG_LEVEL": "2",
     }
