@@ -289,7 +289,42 @@ def measure(command: list[str], env: dict[str, str], cwd: Path, log: Path) -> Me
     )
 
 
-def child_env(runner: str, root: Path) -> dict[str, str]:
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def start_prefect_server(home: Path, log: Path) -> tuple[subprocess.Popen, str, float]:
+    """A real `prefect server start` on loopback, as a deployment has; returns its API URL."""
+    import urllib.request
+
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env.update(PREFECT_HOME=str(home), PREFECT_SERVER_ANALYTICS_ENABLED="false")
+    started = time.monotonic()
+    server = subprocess.Popen(
+        [str(Path(sys.executable).with_name("prefect")), "server", "start",
+         "--host", "127.0.0.1", "--port", str(port)],
+        env=env, stdout=log.open("w"), stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}/api"
+    while time.monotonic() - started < 300:
+        if server.poll() is not None:
+            raise RuntimeError(f"prefect server exited early; see {log}")
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=2) as reply:
+                if reply.status == 200:
+                    return server, url, time.monotonic() - started
+        except OSError:
+            time.sleep(0.5)
+    server.terminate()
+    raise RuntimeError(f"prefect server did not answer within 300 s; see {log}")
+
+
+def child_env(runner: str, root: Path, api_url: str | None = None) -> dict[str, str]:
     """Environment of a measured child; the same TF settings for both runners."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "RETRAIN_"))}
     env.update(_TF_ENV)
@@ -301,10 +336,14 @@ def child_env(runner: str, root: Path) -> dict[str, str]:
             PREFECT_SERVER_ANALYTICS_ENABLED="false",
             RETRAIN_HOME=str(root / "retrain"),
         )
+        if api_url:
+            env["PREFECT_API_URL"] = api_url
     return env
 
 
-def run_child(runner: str, phase: str, root: Path, args: argparse.Namespace) -> Measurement:
+def run_child(
+    runner: str, phase: str, root: Path, args: argparse.Namespace, api_url: str | None = None
+) -> Measurement:
     """One measured pipeline run of `runner` on `root` (phase: 'first' or 'cached')."""
     result_path = root / f"result-{phase}.json"
     result_path.unlink(missing_ok=True)
@@ -317,7 +356,7 @@ def run_child(runner: str, phase: str, root: Path, args: argparse.Namespace) -> 
     log = root.parent / "logs" / f"{runner}-{phase}.log"
     print(f"[{time.strftime('%H:%M:%S')}] {RUNNERS[runner]}: {phase} run (log {log})", flush=True)
     # cwd = the run's root, so nothing a library writes relative to cwd lands in the repo.
-    measurement = measure(command, child_env(runner, root), root, log)
+    measurement = measure(command, child_env(runner, root, api_url), root, log)
     if result_path.exists():
         measurement.result = json.loads(result_path.read_text())
     status = "ok" if measurement.ok else f"FAILED (exit {measurement.returncode})"
@@ -394,6 +433,12 @@ def build_parser() -> argparse.ArgumentParser:
                         help="where runs, logs and results go (kept); default a temp dir, "
                         "removed afterwards unless --keep or a run failed")
     parser.add_argument("--keep", action="store_true", help="keep the default temp workdir")
+    parser.add_argument(
+        "--prefect-api", choices=["server", "ephemeral"], default="server",
+        help="server: flow runs talk to a `prefect server start` launched first (how a "
+        "deployment runs; its start-up is printed, not counted); ephemeral: each flow run "
+        "starts Prefect's temporary server itself (the embedded default), counted in its time",
+    )
     parser.add_argument("--no-warmup", action="store_true",
                         help="skip the unmeasured import of TF/TFX/Prefect that warms the page "
                         "cache, so the runner measured first is not penalised")
@@ -437,12 +482,25 @@ def main(argv: list[str] | None = None) -> int:
                        child_env("ldr", workdir), workdir, workdir / "logs" / "warmup.log")
         print(f"warm-up imports: {warm.seconds:.1f} s (not counted)", flush=True)
 
+    server, api_url = None, None
+    if "flow" in runners and args.prefect_api == "server":
+        server, api_url, took = start_prefect_server(
+            workdir / "flow" / "prefect", workdir / "logs" / "prefect-server.log"
+        )
+        print(f"prefect server start: {took:.1f} s (not counted: deployments run against a "
+              f"server that is already up; --prefect-api ephemeral counts it)", flush=True)
     results: dict[str, dict[str, Measurement]] = {}
-    for runner in runners:
-        root = workdir / runner
-        results[runner] = {"first": run_child(runner, "first", root, args)}
-        if results[runner]["first"].ok:
-            results[runner]["cached"] = run_child(runner, "cached", root, args)
+    try:
+        for runner in runners:
+            root = workdir / runner
+            url = api_url if runner == "flow" else None
+            results[runner] = {"first": run_child(runner, "first", root, args, url)}
+            if results[runner]["first"].ok:
+                results[runner]["cached"] = run_child(runner, "cached", root, args, url)
+    finally:
+        if server is not None:
+            server.terminate()
+            server.wait(timeout=60)
 
     report(results)
     summary = {

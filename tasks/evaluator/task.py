@@ -7,11 +7,9 @@ from prefect.cache_policies import NO_CACHE
 
 from tasks.evaluator import core
 from tasks.shared import registry
-from tasks.shared.caching import StageCache
 from tasks.shared.config import PipelineConfig
-from tasks.shared.progress import advance_progress
 from tasks.shared.refs import ArtifactRef, EvaluationOutput, StageOutput
-from tasks.shared.stage import STAGE_TASK_OPTIONS, run_stage
+from tasks.shared.stage import run_stage, stage_task
 
 
 @task(name="resolve-baseline", cache_policy=NO_CACHE)
@@ -25,12 +23,7 @@ def resolve_baseline(config: PipelineConfig) -> ArtifactRef | None:
     return baseline
 
 
-@task(
-    name=core.STAGE,
-    cache_policy=StageCache(planner=core.plan),
-    on_completion=[advance_progress],
-    **STAGE_TASK_OPTIONS,
-)
+@stage_task(core.STAGE, core.plan)
 def evaluate_model(
     config: PipelineConfig,
     examples: StageOutput,

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from prefect import task
 from prefect.runtime import flow_run
 
 from tasks.pusher import core
 from tasks.shared import registry
-from tasks.shared.caching import StageCache, StagePlan
+from tasks.shared.caching import StagePlan
 from tasks.shared.config import PipelineConfig
-from tasks.shared.progress import advance_progress
 from tasks.shared.refs import EvaluationOutput, PushOutput, StageOutput
-from tasks.shared.stage import STAGE_TASK_OPTIONS, run_stage
+from tasks.shared.stage import run_stage, stage_task
 
 
 def _push_and_register(
@@ -38,12 +36,7 @@ def _push_and_register(
     return registry.register_push(config, push, trainer["model"], evaluation, tags)
 
 
-@task(
-    name=core.STAGE,
-    cache_policy=StageCache(planner=core.plan),
-    on_completion=[advance_progress],
-    **STAGE_TASK_OPTIONS,
-)
+@stage_task(core.STAGE, core.plan)
 def push_model(
     config: PipelineConfig, trainer: StageOutput, evaluation: EvaluationOutput
 ) -> PushOutput:

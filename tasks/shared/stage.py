@@ -6,9 +6,10 @@ import re
 import time
 from typing import Any, Callable, TypeVar
 
-from prefect import get_run_logger
+from prefect import get_run_logger, task
 
-from tasks.shared.caching import StagePlan, write_marker
+from tasks.shared.caching import StageCache, StagePlan, write_marker
+from tasks.shared.progress import advance_progress
 from tasks.shared.refs import StageOutput
 from tasks.shared.tfx_runtime import prepare_tf_environment
 
@@ -24,12 +25,20 @@ class StageError(RuntimeError):
         self.problem = problem
 
 
-# Stage results are small references; JSON keeps the cache records readable and portable.
-STAGE_TASK_OPTIONS: dict[str, Any] = {
-    "persist_result": True,
-    "result_serializer": "json",
-    "retries": 0,
-}
+def stage_task(stage: str, planner: Callable[..., StagePlan]) -> Any:
+    """The @task decorator of every stage: named after it, cached by its plan.
+
+    Results are small references, persisted as JSON so cache records stay readable and
+    portable. No blind retries: a stage failing on bad input fails the same way again.
+    """
+    return task(
+        name=stage,
+        cache_policy=StageCache(planner=planner),
+        on_completion=[advance_progress],
+        persist_result=True,
+        result_serializer="json",
+        retries=0,
+    )
 
 
 def describe_error(exc: BaseException) -> str:

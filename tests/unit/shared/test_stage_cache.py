@@ -6,12 +6,12 @@ import shutil
 from pathlib import Path
 
 import pytest
-from prefect import flow, task
+from prefect import flow
 
-from tasks.shared.caching import MARKER, StageCache, StagePlan
+from tasks.shared.caching import MARKER, StagePlan
 from tasks.shared.fingerprint import fingerprint
 from tasks.shared.refs import ArtifactRef, StageOutput
-from tasks.shared.stage import STAGE_TASK_OPTIONS, StageError, describe_error, run_stage
+from tasks.shared.stage import StageError, describe_error, run_stage, stage_task
 
 CALLS: list[int] = []
 
@@ -34,7 +34,7 @@ def _toy_core(plan: StagePlan, root: str, value: int) -> StageOutput:
     return StageOutput(stage="Toy", fingerprint=plan.fingerprint, artifacts={"out": ref})
 
 
-@task(name="Toy", cache_policy=StageCache(planner=toy_plan), **STAGE_TASK_OPTIONS)
+@stage_task("Toy", toy_plan)
 def toy(root: str, value: int) -> StageOutput:
     return run_stage("Toy", toy_plan, _toy_core, root, value)
 
