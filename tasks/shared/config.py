@@ -146,6 +146,13 @@ class TrainerConfig(_Config):
     )
     train_steps: int = Field(default=1000, ge=1, description="TrainArgs.num_steps.")
     eval_steps: int = Field(default=150, ge=1, description="EvalArgs.num_steps.")
+    seed: int | None = Field(
+        default=None,
+        ge=0,
+        description="Seed TensorFlow (weights, shuffling, dropout) and enable op determinism "
+        "before run_fn, so the same data and config train the same model; None leaves "
+        "run_fn unseeded, as TFX does.",
+    )
     custom_config: dict[str, str | int | float | bool | list | dict | None] = Field(
         default_factory=dict, description="Handed to run_fn as fn_args.custom_config."
     )

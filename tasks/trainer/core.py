@@ -33,11 +33,23 @@ def serving_model_exists(model_uri: str) -> bool:
     return fileio.exists(f"{path_utils.serving_model_path(model_uri)}/saved_model.pb")
 
 
+def seed_tensorflow(seed: int | None) -> None:
+    """Make run_fn reproducible without touching the user's module."""
+    if seed is None:
+        return
+    import tensorflow as tf
+
+    tf.keras.utils.set_random_seed(seed)
+    tf.config.experimental.enable_op_determinism()
+
+
 def run(
     plan: StagePlan, config: PipelineConfig, transform: StageOutput, schema: StageOutput
 ) -> StageOutput:
     """Train; fail if run_fn returned without writing a serving model."""
     from tfx.proto import trainer_pb2
+
+    seed_tensorflow(config.trainer.seed)
 
     artifacts = run_executor(
         EXECUTOR,
