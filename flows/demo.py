@@ -17,7 +17,6 @@ from tasks.shared.settings import get_settings
 from tasks.shared.summary import render_text
 
 
-
 def demo_data(rows: int, seed: int) -> Path:
     """Generate the synthetic interactions once under <home>/data."""
     from synthetic.config import SyntheticConfig

@@ -123,6 +123,8 @@ def run(plan: StagePlan, config: PipelineConfig) -> StageOutput:
     except Exception as exc:
         if "Columns do not match specified csv headers" in str(exc):
             detail = str(exc).split("headers:", 1)[1].split("[while running")[0].strip()
-            raise InputDataError(f"malformed CSV row (column count differs from header): {detail}") from exc
+            raise InputDataError(
+                f"malformed CSV row (column count differs from header): {detail}"
+            ) from exc
         raise
     return StageOutput(stage=STAGE, fingerprint=plan.fingerprint, artifacts=artifacts)

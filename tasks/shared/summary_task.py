@@ -18,6 +18,11 @@ from tasks.shared.refs import EvaluationOutput, PushOutput, StatisticsOutput, Va
 from tasks.shared.summary import RunSummary, StageTiming, build_summary, render_markdown
 
 
+def _stage_of(run) -> str:
+    """Stage name of a task run named '<Stage>-<suffix>'."""
+    return run.name.rsplit("-", 1)[0]
+
+
 def _read_stage_runs(flow_run_id: str, expected: int, patience_s: float) -> list:
     """Task runs of the flow run, once `expected` stages show a final state.
 
@@ -30,8 +35,7 @@ def _read_stage_runs(flow_run_id: str, expected: int, patience_s: float) -> list
             runs = client.read_task_runs(
                 flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
             )
-        final = [r for r in runs if r.state and r.state.is_final()
-                 and r.name.rsplit("-", 1)[0] in STAGES]
+        final = [r for r in runs if r.state and r.state.is_final() and _stage_of(r) in STAGES]
         if len(final) >= expected or time.monotonic() > deadline:
             return runs
         time.sleep(0.5)
@@ -42,7 +46,7 @@ def stage_timings(flow_run_id: str, patience_s: float = 15.0) -> list[StageTimin
     runs = _read_stage_runs(flow_run_id, len(STAGES), patience_s)
     timings = []
     for run in runs:
-        stage = run.name.rsplit("-", 1)[0]
+        stage = _stage_of(run)
         if stage not in STAGES:
             continue
         seconds = 0.0
