@@ -51,20 +51,26 @@ def build_eval_config(config: EvaluatorConfig):
     from tensorflow_model_analysis.proto import config_pb2
 
     metrics = []
+    if not any(metric.class_name == "ExampleCount" for metric in config.metrics):
+        metrics.append(config_pb2.MetricConfig(class_name="ExampleCount"))
     for metric in config.metrics:
         threshold = config_pb2.MetricThreshold()
         if metric.lower_bound is not None:
             threshold.value_threshold.lower_bound.value = metric.lower_bound
         if metric.upper_bound is not None:
             threshold.value_threshold.upper_bound.value = metric.upper_bound
-        if metric.max_regression is not None:
+        if metric.max_regression is not None or metric.relative_tolerance is not None:
             change = threshold.change_threshold
-            if metric.higher_is_better:
-                change.direction = config_pb2.MetricDirection.HIGHER_IS_BETTER
-                change.absolute.value = -(metric.max_regression + _TIE)
-            else:
-                change.direction = config_pb2.MetricDirection.LOWER_IS_BETTER
-                change.absolute.value = metric.max_regression + _TIE
+            sign = -1.0 if metric.better_higher else 1.0
+            change.direction = (
+                config_pb2.MetricDirection.HIGHER_IS_BETTER
+                if metric.better_higher
+                else config_pb2.MetricDirection.LOWER_IS_BETTER
+            )
+            if metric.max_regression is not None:
+                change.absolute.value = sign * (metric.max_regression + _TIE)
+            if metric.relative_tolerance is not None:
+                change.relative.value = sign * (metric.relative_tolerance + _TIE)
         metric_config = config_pb2.MetricConfig(class_name=metric.class_name)
         if threshold.ByteSize():
             metric_config.threshold.CopyFrom(threshold)

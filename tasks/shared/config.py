@@ -12,6 +12,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from tasks.shared.features import FeatureConfig
+from tasks.shared.models import GpuConfig, ModelConfig, TrainingParams
 from tasks.shared.settings import get_settings
 
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
@@ -126,9 +128,13 @@ class ValidatorConfig(_Config):
 
 
 class TransformConfig(_Config):
-    """Transform: the user module with `preprocessing_fn`."""
+    """Transform: the user module with `preprocessing_fn` (or the library one for `model`)."""
 
-    module_file: str = Field(description="Python file defining `preprocessing_fn(inputs)`.")
+    module_file: str | None = Field(
+        default=None,
+        description="Python file defining `preprocessing_fn(inputs)`; leave empty for a "
+        "recommender `model`, whose preprocessing_fn is built from `features`.",
+    )
     custom_config: dict[str, str | int | float | bool | list | dict | None] = Field(
         default_factory=dict,
         description="Passed to `preprocessing_fn` as `custom_config` when it accepts one.",
@@ -160,40 +166,83 @@ class TrainerConfig(_Config):
     _absolute_file = field_validator("module_file")(absolute)
 
 
-class MetricThreshold(_Config):
-    """One TFMA metric with optional value and change thresholds."""
+# Metrics where smaller is better, when a threshold does not say.
+LOWER_IS_BETTER = frozenset(
+    {"rmse", "mae", "loss", "MeanSquaredError", "MeanAbsoluteError", "RootMeanSquaredError",
+     "MeanAbsolutePercentageError", "BinaryCrossentropy", "CategoricalCrossentropy"}
+)
 
-    class_name: str = Field(description="TFMA/Keras metric class, e.g. BinaryAccuracy, AUC.")
+
+class MetricThreshold(_Config):
+    """One metric with optional absolute and change thresholds (the blessing rules)."""
+
+    class_name: str = Field(
+        description="Metric: a TFMA/Keras class (BinaryAccuracy, AUC …) for user modules; for "
+        "a recommender `model` one of example_count, recall_at_5/10/50/100, rmse, mae."
+    )
     lower_bound: float | None = Field(default=None, description="Blessed only if value ≥ this.")
     upper_bound: float | None = Field(default=None, description="Blessed only if value ≤ this.")
-    higher_is_better: bool = Field(
-        default=True, description="Direction used for the change threshold against the baseline."
+    higher_is_better: bool | None = Field(
+        default=None,
+        description="Direction for change thresholds; default: lower is better for errors "
+        "and losses (rmse, mae, MeanSquaredError …), higher for everything else.",
     )
     max_regression: float | None = Field(
         default=None,
         ge=0,
         description="Largest allowed absolute change in the wrong direction vs the baseline; "
-        "0 means 'not worse than the baseline'. Ignored on a first run (no baseline).",
+        "0 means 'not worse than the baseline'. Skipped on a first run (no baseline).",
+    )
+    relative_tolerance: float | None = Field(
+        default=None,
+        ge=0,
+        description="Largest allowed change in the wrong direction as a fraction of the "
+        "baseline's value (0.02 = 2% worse at most). Skipped on a first run.",
+    )
+
+    @property
+    def better_higher(self) -> bool:
+        """The direction in force (explicit, or inferred from the metric name)."""
+        if self.higher_is_better is not None:
+            return self.higher_is_better
+        return self.class_name not in LOWER_IS_BETTER
+
+
+class ForceBless(_Config):
+    """Bless regardless of the thresholds; the reason is recorded with the blessing."""
+
+    reason: str = Field(
+        min_length=3, description="Why this model is blessed against its thresholds (recorded)."
     )
 
 
 class EvaluatorConfig(_Config):
     """Evaluator: the TFMA EvalConfig that decides the blessing, as typed fields."""
 
-    label_key: str = Field(description="Label feature name as the model's signature sees it.")
+    label_key: str | None = Field(
+        default=None,
+        description="Label feature name as the model's signature sees it (user modules; a "
+        "recommender `model` takes it from features.target).",
+    )
     signature_name: str = Field(default="serving_default", description="Signature to evaluate.")
     preprocessing_function_names: list[str] = Field(
         default_factory=list,
         description="Signatures applied before the model, e.g. ['transform_features'].",
     )
     metrics: list[MetricThreshold] = Field(
-        default_factory=lambda: [MetricThreshold(class_name="ExampleCount")],
-        description="Metrics and thresholds; ExampleCount is always computed.",
+        default_factory=list,
+        description="Metrics and their thresholds; the example count is always computed.",
     )
     slicing_features: list[list[str]] = Field(
         default_factory=list, description="Extra slices, each a list of feature names."
     )
     example_splits: list[str] = Field(default=["eval"], description="Splits to evaluate on.")
+    force_bless: ForceBless | None = Field(
+        default=None, description="Bless even if thresholds fail, with a recorded reason."
+    )
+    batch_size: int = Field(
+        default=1024, ge=1, description="Eval rows scored at once (recommender evaluator)."
+    )
 
 
 class PusherConfig(_Config):
@@ -242,9 +291,26 @@ class PipelineConfig(_Config):
     validator: ValidatorConfig = Field(
         default_factory=ValidatorConfig, description="Anomaly handling."
     )
-    transform: TransformConfig = Field(description="preprocessing_fn module.")
+    transform: TransformConfig = Field(
+        default_factory=TransformConfig, description="preprocessing_fn module."
+    )
     trainer: TrainerConfig = Field(default_factory=TrainerConfig, description="run_fn module.")
-    evaluator: EvaluatorConfig = Field(description="Blessing rules.")
+    features: FeatureConfig | None = Field(
+        default=None, description="Recommender features (with `model`)."
+    )
+    model: ModelConfig | None = Field(
+        default=None,
+        description="A TFRS recommender built from config; leave empty to run the user "
+        "modules in transform/trainer instead.",
+    )
+    training: TrainingParams = Field(
+        default_factory=TrainingParams,
+        description="Epochs, batch size, learning rate, early stopping (recommender `model`).",
+    )
+    gpu: GpuConfig = Field(default_factory=GpuConfig, description="GPUs for the Trainer.")
+    evaluator: EvaluatorConfig = Field(
+        default_factory=EvaluatorConfig, description="Blessing rules."
+    )
     pusher: PusherConfig = Field(default_factory=PusherConfig, description="Push destination.")
     beam: BeamConfig = Field(default_factory=BeamConfig, description="Beam pipeline args.")
 
@@ -262,6 +328,38 @@ class PipelineConfig(_Config):
         return value
 
     @model_validator(mode="after")
+    def _check_model(self) -> PipelineConfig:
+        if self.model is None:
+            if self.features is not None:
+                raise ValueError("features: given without a model; set model.type too")
+            if not self.transform.module_file:
+                raise ValueError(
+                    "transform.module_file is required unless a recommender `model` is set"
+                )
+            if not self.evaluator.label_key:
+                raise ValueError("evaluator.label_key is required for a user module")
+            return self
+        if self.features is None:
+            raise ValueError(f"features: required for a {self.model.type} model")
+        if self.model.has_ranking and self.features.target is None:
+            raise ValueError(
+                f"features.target: required for a {self.model.type} model (the column it ranks by)"
+            )
+        if self.transform.module_file or self.trainer.module_file:
+            raise ValueError(
+                "transform.module_file / trainer.module_file: leave empty with `model`; "
+                "the library preprocessing_fn and run_fn are built from the config"
+            )
+        known = self.model.metric_names()
+        for index, metric in enumerate(self.evaluator.metrics):
+            if metric.class_name not in known:
+                raise ValueError(
+                    f"evaluator.metrics[{index}].class_name: {metric.class_name!r} is not a "
+                    f"{self.model.type} metric (one of {known})"
+                )
+        return self
+
+    @model_validator(mode="after")
     def _check_local_files(self) -> PipelineConfig:
         files = {
             "transform.module_file": self.transform.module_file,
@@ -274,6 +372,6 @@ class PipelineConfig(_Config):
         return self
 
     @property
-    def trainer_module_file(self) -> str:
+    def trainer_module_file(self) -> str | None:
         """The module holding run_fn (the transform module unless set)."""
         return self.trainer.module_file or self.transform.module_file

@@ -7,7 +7,7 @@ key, so a downstream stage's key changes exactly when something upstream changed
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -96,14 +96,62 @@ class ValidationOutput(StageOutput):
     )
 
 
+class BaselineRef(ArtifactRef):
+    """The champion model a candidate is compared with, and its registered version."""
+
+    version: str | None = Field(default=None, description="MLflow registered-model version.")
+
+
+class RuleResult(BaseModel):
+    """One blessing rule applied to one metric, passed or not."""
+
+    model_config = ConfigDict(frozen=True)
+
+    metric: str = Field(description="Metric name, or '*' for rules about the whole model.")
+    rule: Literal[
+        "lower_bound", "upper_bound", "max_regression", "relative_tolerance",
+        "missing_metric", "first_run", "force_bless",
+    ] = Field(description="Which rule.")
+    passed: bool = Field(description="Whether the rule held.")
+    value: float | None = Field(default=None, description="The candidate's value.")
+    threshold: float | None = Field(
+        default=None, description="The bound the value was held to (after the baseline, for "
+        "change rules)."
+    )
+    baseline_value: float | None = Field(default=None, description="The baseline's value.")
+    message: str = Field(description="One line a person can read.")
+
+
+class Blessing(BaseModel):
+    """The Evaluator's verdict with everything that went into it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    blessed: bool = Field(description="Blessed (thresholds passed or forced).")
+    rules: list[RuleResult] = Field(description="Every rule checked, in config order.")
+    baseline_version: str | None = Field(default=None, description="Champion version compared with.")
+    baseline_metrics: dict[str, float] | None = Field(
+        default=None, description="The baseline's metrics on the same eval data."
+    )
+    forced_reason: str | None = Field(default=None, description="Force-bless reason, if forced.")
+
+    @property
+    def failed(self) -> list[RuleResult]:
+        """Rules that did not hold (a forced blessing keeps them on record)."""
+        return [rule for rule in self.rules if not rule.passed]
+
+
 class EvaluationOutput(StageOutput):
     """Evaluator's output: the blessing, the metrics and what it was compared against."""
 
-    blessed: bool = Field(description="Whether every threshold passed.")
+    blessed: bool = Field(description="Whether every threshold passed (or it was forced).")
     metrics: dict[str, float] = Field(description="Overall-slice metrics of the candidate.")
     baseline_model_uri: str | None = Field(description="The baseline's model URI, if any.")
     failed_checks: list[str] = Field(
-        default_factory=list, description="Thresholds that failed, as TFMA reports them."
+        default_factory=list, description="Thresholds that failed, one line each."
+    )
+    blessing: Blessing | None = Field(
+        default=None, description="Rule-by-rule record (recommender evaluator; force-bless)."
     )
 
 

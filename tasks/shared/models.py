@@ -1,0 +1,152 @@
+"""ModelConfig, TrainingParams and GpuConfig: a TFRS model and how to train it, as data.
+
+The library `run_fn` (`tasks.trainer.recommender`) builds the towers and the TFRS model
+from these with ordinary code; nothing is generated as text.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+ModelType = Literal["retrieval", "ranking", "multitask"]
+RECALL_KS = (5, 10, 50, 100)
+
+
+class _Config(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class LayerConfig(_Config):
+    """One dense layer of a tower or of the ranking head."""
+
+    units: int = Field(gt=0, description="Dense units.")
+    activation: Literal["relu", "gelu", "swish", "tanh", "sigmoid", "linear"] = Field(
+        default="relu", description="Activation after the dense layer."
+    )
+    dropout: float = Field(default=0.0, ge=0.0, lt=1.0, description="Dropout rate after it.")
+    batch_norm: bool = Field(default=False, description="Batch normalisation before activation.")
+
+
+class OptimizerConfig(_Config):
+    """Optimizer; the learning rate is a training parameter (TrainingParams.learning_rate)."""
+
+    name: Literal["adagrad", "adam", "sgd"] = Field(default="adagrad", description="Optimizer.")
+    clipnorm: float | None = Field(
+        default=None, gt=0.0, description="Clip each gradient to this norm; None for no clipping."
+    )
+
+
+class ModelConfig(_Config):
+    """A TensorFlow Recommenders model: retrieval (two towers), ranking or both."""
+
+    type: ModelType = Field(
+        description="`retrieval`: two towers, in-batch softmax; `ranking`: a rating "
+        "regression head on the tower outputs; `multitask`: both, with loss weights."
+    )
+    query_tower: list[LayerConfig] = Field(
+        default_factory=lambda: [LayerConfig(units=64)],
+        description="Hidden layers of the query (buyer) tower, input to output.",
+    )
+    candidate_tower: list[LayerConfig] = Field(
+        default_factory=lambda: [LayerConfig(units=64)],
+        description="Hidden layers of the candidate (product) tower.",
+    )
+    output_dim: int = Field(default=32, gt=0, description="Width of both towers' output embedding.")
+    ranking_head: list[LayerConfig] = Field(
+        default_factory=lambda: [LayerConfig(units=64), LayerConfig(units=32)],
+        description="Hidden layers of the rating head over [query, candidate] embeddings.",
+    )
+    optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig, description="Optimizer.")
+    sampled_negatives: int = Field(
+        default=0,
+        ge=0,
+        description="Extra negatives per batch drawn uniformly from the candidate corpus, on "
+        "top of the in-batch negatives (retrieval).",
+    )
+    logq_correction: bool = Field(
+        default=False,
+        description="Subtract log(sampling probability) from in-batch logits so popular "
+        "candidates are not over-penalised (retrieval).",
+    )
+    retrieval_weight: float = Field(default=1.0, ge=0.0, description="Retrieval loss weight (multitask).")
+    ranking_weight: float = Field(default=1.0, ge=0.0, description="Ranking loss weight (multitask).")
+    top_k: int = Field(
+        default=100, ge=1, le=10_000, description="Candidates the serving model returns per query."
+    )
+
+    @model_validator(mode="after")
+    def _check_weights(self) -> ModelConfig:
+        if self.type == "multitask" and self.retrieval_weight + self.ranking_weight == 0:
+            raise ValueError("model: multitask needs retrieval_weight or ranking_weight > 0")
+        return self
+
+    @property
+    def has_retrieval(self) -> bool:
+        """Whether the model has a retrieval task (and a candidate index)."""
+        return self.type in ("retrieval", "multitask")
+
+    @property
+    def has_ranking(self) -> bool:
+        """Whether the model predicts the ranking target."""
+        return self.type in ("ranking", "multitask")
+
+    def metric_names(self) -> list[str]:
+        """Evaluator metrics of this model type."""
+        names = ["example_count"]
+        if self.has_retrieval:
+            names += [f"recall_at_{k}" for k in RECALL_KS]
+        if self.has_ranking:
+            names += ["rmse", "mae"]
+        return names
+
+
+class EarlyStoppingConfig(_Config):
+    """Keras EarlyStopping on a validation metric."""
+
+    enabled: bool = Field(default=False, description="Stop when the monitored metric stalls.")
+    patience: int = Field(default=3, ge=1, description="Epochs without improvement before stopping.")
+    monitor: str = Field(
+        default="val_loss",
+        description="Per-epoch metric to watch, e.g. val_loss, val_recall_at_100, val_rmse.",
+    )
+    min_delta: float = Field(default=0.0, ge=0.0, description="Smallest change that counts.")
+    restore_best_weights: bool = Field(
+        default=True, description="Export the best epoch's weights, not the last epoch's."
+    )
+
+
+class TrainingParams(_Config):
+    """How the model is trained (seed 003's training_params)."""
+
+    epochs: int = Field(default=5, ge=1, le=1000, description="Passes over the train split.")
+    batch_size: int = Field(default=1024, ge=8, le=1_048_576, description="Global batch size.")
+    learning_rate: float = Field(default=0.1, gt=0.0, le=100.0, description="Optimizer learning rate.")
+    early_stopping: EarlyStoppingConfig = Field(
+        default_factory=EarlyStoppingConfig, description="Early stopping."
+    )
+    seed: int | None = Field(
+        default=0, ge=0, description="Seed for weights, shuffling and dropout; None: unseeded."
+    )
+    shuffle_buffer: int = Field(
+        default=10_000, ge=0, description="Shuffle buffer of the train split (0: no shuffle)."
+    )
+    epoch_eval_rows: int = Field(
+        default=5_000,
+        ge=0,
+        description="Eval rows for the per-epoch validation metrics (recall@K over the "
+        "corpus, loss); 0 turns per-epoch validation off. The Evaluator uses all rows.",
+    )
+
+
+class GpuConfig(_Config):
+    """GPUs for the Trainer. Requested GPUs must be visible, or the Trainer fails."""
+
+    enabled: bool = Field(default=False, description="Train on GPUs.")
+    count: int = Field(
+        default=1, ge=1, le=16, description="GPUs to use; more than one → MirroredStrategy."
+    )
+    type: str | None = Field(
+        default=None, description="Accelerator type, e.g. nvidia-tesla-t4 (for the work pool)."
+    )
