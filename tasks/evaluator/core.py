@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from tasks.shared.caching import StagePlan
 from tasks.shared.config import EvaluatorConfig, PipelineConfig
 from tasks.shared.fingerprint import fingerprint
-from tasks.shared.refs import ArtifactRef, EvaluationOutput, StageOutput
+from tasks.shared.refs import ArtifactRef, Blessing, EvaluationOutput, RuleResult, StageOutput
 from tasks.shared.tfx_runtime import proto_json, run_executor
 
 STAGE = "Evaluator"
 EXECUTOR = "tfx.components.evaluator.executor.Executor"
+RECOMMENDER_EXECUTOR = "tasks.evaluator.recommender.Executor"
 # TFMA compares with a strict inequality; this lets 'equal to the baseline' pass.
 _TIE = 1e-10
 
@@ -41,9 +43,15 @@ def plan(
         "model": trainer.fingerprint,
         "schema": schema.fingerprint,
         "evaluator": config.evaluator,
+        "model_type": config.model.type if config.model else None,
         "baseline": baseline.uri if baseline else None,
     }
-    return StagePlan.for_stage(config, STAGE, fingerprint(STAGE, parts))
+    files = [str(Path(__file__).with_name(name)) for name in _RECOMMENDER_SOURCES]
+    return StagePlan.for_stage(config, STAGE, fingerprint(STAGE, parts, files))
+
+
+# The recommender evaluator's code is part of the Evaluator's cache key.
+_RECOMMENDER_SOURCES = ("recommender.py", "metrics.py", "blessing.py")
 
 
 def build_eval_config(config: EvaluatorConfig):
@@ -126,8 +134,10 @@ def run(
     schema: StageOutput,
     baseline: ArtifactRef | None,
 ) -> EvaluationOutput:
-    """Run TFX's Evaluator executor; always return a blessing, blessed or not."""
+    """Evaluate and bless: TFMA for user modules, the recommender evaluator for `model`."""
     baseline = comparable_baseline(baseline, trainer)
+    if config.model is not None:
+        return _run_recommender(plan, config, examples, trainer, baseline)
     artifacts = run_executor(
         EXECUTOR,
         inputs={
@@ -149,6 +159,17 @@ def run(
 
     blessed = fileio.exists(f"{artifacts['blessing'].uri}/BLESSED")
     evaluation_uri = artifacts["evaluation"].uri
+    failed = [] if blessed else failed_checks(evaluation_uri)
+    blessing = None
+    force = config.evaluator.force_bless
+    if force is not None:
+        artifacts["blessing"] = force_blessing(artifacts["blessing"], force.reason)
+        rules = [RuleResult(metric="*", rule="force_bless", passed=True,
+                            message=f"forced: {force.reason}"
+                            + (f" (overrides: {'; '.join(failed)})" if failed else ""))]
+        blessing = Blessing(blessed=True, rules=rules, forced_reason=force.reason,
+                            baseline_version=getattr(baseline, "version", None))
+        blessed = True
     return EvaluationOutput(
         stage=STAGE,
         fingerprint=plan.fingerprint,
@@ -156,5 +177,58 @@ def run(
         blessed=blessed,
         metrics=overall_metrics(evaluation_uri),
         baseline_model_uri=baseline.uri if baseline else None,
-        failed_checks=[] if blessed else failed_checks(evaluation_uri),
+        failed_checks=failed,
+        blessing=blessing,
+    )
+
+
+def force_blessing(blessing: ArtifactRef, reason: str) -> ArtifactRef:
+    """Turn a TFMA NOT_BLESSED into BLESSED, recording the reason on the artifact."""
+    from tfx.dsl.io import fileio
+
+    artifact = blessing.to_tfx()
+    not_blessed = f"{artifact.uri}/NOT_BLESSED"
+    if fileio.exists(not_blessed):
+        fileio.remove(not_blessed)
+    with fileio.open(f"{artifact.uri}/BLESSED", "w") as handle:
+        handle.write("")
+    artifact.set_int_custom_property("blessed", 1)
+    artifact.set_string_custom_property("forced_reason", reason)
+    return ArtifactRef.from_tfx(artifact)
+
+
+def _run_recommender(
+    plan: StagePlan,
+    config: PipelineConfig,
+    examples: StageOutput,
+    trainer: StageOutput,
+    baseline: ArtifactRef | None,
+) -> EvaluationOutput:
+    from tasks.evaluator.blessing import failed_lines
+    from tasks.evaluator.recommender import RecommenderEvalSpec, read_evaluation
+
+    spec = RecommenderEvalSpec(model=config.model, evaluator=config.evaluator,
+                               baseline_version=getattr(baseline, "version", None))
+    artifacts = run_executor(
+        RECOMMENDER_EXECUTOR,
+        inputs={"examples": examples["examples"], "model": trainer["model"],
+                "baseline_model": baseline},
+        outputs={"evaluation": "ModelEvaluation", "blessing": "ModelBlessing"},
+        exec_properties={
+            "recommender": spec.model_dump_json(),
+            "example_splits": json.dumps(config.evaluator.example_splits),
+        },
+        output_dir=plan.output_dir,
+    )
+    result = read_evaluation(artifacts["evaluation"].uri)
+    blessing = Blessing.model_validate(result["blessing"])
+    return EvaluationOutput(
+        stage=STAGE,
+        fingerprint=plan.fingerprint,
+        artifacts=artifacts,
+        blessed=blessing.blessed,
+        metrics=result["metrics"],
+        baseline_model_uri=baseline.uri if baseline else None,
+        failed_checks=[] if blessing.blessed else failed_lines(blessing),
+        blessing=blessing,
     )

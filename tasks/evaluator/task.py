@@ -8,15 +8,18 @@ from prefect.cache_policies import NO_CACHE
 from tasks.evaluator import core
 from tasks.shared import registry
 from tasks.shared.config import PipelineConfig
-from tasks.shared.refs import ArtifactRef, EvaluationOutput, StageOutput
+from tasks.shared.refs import ArtifactRef, BaselineRef, EvaluationOutput, StageOutput
 from tasks.shared.stage import run_stage, stage_task
 
 
 @task(name="resolve-baseline", cache_policy=NO_CACHE)
-def resolve_baseline(config: PipelineConfig) -> ArtifactRef | None:
+def resolve_baseline(config: PipelineConfig) -> BaselineRef | None:
     """The currently pushed (champion) model of this model name, if any."""
     champion = registry.champion(config.model_name)
-    baseline = ArtifactRef(type_name="Model", uri=champion.model_uri) if champion else None
+    baseline = (
+        BaselineRef(type_name="Model", uri=champion.model_uri, version=champion.version)
+        if champion else None
+    )
     get_run_logger().info(
         "baseline: %s", baseline.uri if baseline else "none (first run: thresholds only)"
     )

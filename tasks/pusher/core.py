@@ -55,7 +55,9 @@ def run(
         fingerprint=plan.fingerprint,
         artifacts=artifacts,
         pushed=True,
-        reason="blessed by the Evaluator",
+        reason=(f"force-blessed: {evaluation.blessing.forced_reason}"
+                if evaluation.blessing and evaluation.blessing.forced_reason
+                else "blessed by the Evaluator"),
         serving_uri=pushed_model.get_string_custom_property("pushed_destination"),
         version=pushed_model.get_string_custom_property("pushed_version"),
     )

@@ -33,6 +33,13 @@ def _push_and_register(
         "retrain.model_fingerprint": trainer.fingerprint,
         "retrain.serving_version": push.version or "",
     }
+    blessing = evaluation.blessing
+    if blessing is not None:
+        tags["retrain.blessing_rules"] = "; ".join(rule.message for rule in blessing.rules)[:5000]
+        if blessing.forced_reason:
+            tags["retrain.forced_reason"] = blessing.forced_reason
+        if blessing.baseline_version:
+            tags["retrain.baseline_version"] = blessing.baseline_version
     return registry.register_push(config, push, trainer["model"], evaluation, tags)
 
 

@@ -13,7 +13,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from tasks.shared.features import FeatureConfig
-from tasks.shared.models import GpuConfig, ModelConfig, TrainingParams
+from tasks.shared.models import GpuConfig, ModelConfig, RecommenderSpec, TrainingParams
 from tasks.shared.settings import get_settings
 
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
@@ -370,6 +370,15 @@ class PipelineConfig(_Config):
             if path and not is_remote(path) and not Path(path).is_file():
                 raise ValueError(f"{field}: file {path!r} does not exist")
         return self
+
+    @property
+    def recommender(self) -> RecommenderSpec | None:
+        """The library run_fn's inputs, or None when user modules train the model."""
+        if self.model is None or self.features is None:
+            return None
+        return RecommenderSpec(
+            features=self.features, model=self.model, training=self.training, gpu=self.gpu
+        )
 
     @property
     def trainer_module_file(self) -> str | None:

@@ -5,6 +5,8 @@
   `taxi_pipeline_native_keras.py`.
 - `rating_config`: the synthetic B2B interactions with the plain TFX user module in
   `synthetic/modules/rating_model.py`.
+- `recommender_config`: the same interactions with a TFRS retrieval, ranking or multitask
+  model built from typed config (no user module).
 """
 
 from __future__ import annotations
@@ -74,6 +76,55 @@ def rating_config(data_dir: str | Path, **overrides: Any) -> PipelineConfig:
                  "higher_is_better": False, "max_regression": 0.05},
             ],
         },
+    }
+    _merge(values, overrides)
+    return PipelineConfig.model_validate(values)
+
+
+RECOMMENDER_FEATURES: dict[str, Any] = {
+    "query": [
+        {"kind": "categorical", "name": "buyer_id", "embedding_dim": 32},
+        {"kind": "categorical", "name": "city", "embedding_dim": 8},
+        {"kind": "timestamp", "name": "timestamp", "cyclical": ["hour", "weekday"]},
+    ],
+    "candidate": [
+        {"kind": "categorical", "name": "product_id", "embedding_dim": 32},
+        {"kind": "categorical", "name": "category", "embedding_dim": 8},
+    ],
+    "candidate_id": "product_id",
+    "target": {"column": "rating"},
+}
+
+# Blessing rules per model type: an absolute floor/ceiling and "not worse than the champion".
+RECOMMENDER_METRICS: dict[str, list[dict[str, Any]]] = {
+    "retrieval": [
+        {"class_name": "recall_at_100", "lower_bound": 0.2, "relative_tolerance": 0.02},
+    ],
+    "ranking": [
+        {"class_name": "rmse", "upper_bound": 1.2, "max_regression": 0.05},
+    ],
+    "multitask": [
+        {"class_name": "recall_at_100", "lower_bound": 0.2, "relative_tolerance": 0.02},
+        {"class_name": "rmse", "upper_bound": 1.2, "max_regression": 0.05},
+    ],
+}
+
+
+def recommender_config(
+    data_dir: str | Path, model_type: str = "retrieval", **overrides: Any
+) -> PipelineConfig:
+    """A TFRS model on the synthetic interactions, built from typed config."""
+    values: dict[str, Any] = {
+        "model_name": f"buyer-product-{model_type}",
+        "input": {"uri": str(data_dir), "format": "csv", "pattern": "*.csv",
+                  "split": {"partition_feature": None}},
+        "label_column": "rating",
+        "features": RECOMMENDER_FEATURES,
+        "model": {"type": model_type, "output_dim": 32,
+                  "query_tower": [{"units": 64}], "candidate_tower": [{"units": 64}],
+                  "logq_correction": True},
+        "training": {"epochs": 3, "batch_size": 256, "learning_rate": 0.1},
+        "evaluator": {"metrics": RECOMMENDER_METRICS[model_type]},
     }
     _merge(values, overrides)
     return PipelineConfig.model_validate(values)

@@ -10,6 +10,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from tasks.shared.features import FeatureConfig
+
 ModelType = Literal["retrieval", "ranking", "multitask"]
 RECALL_KS = (5, 10, 50, 100)
 
@@ -150,3 +152,12 @@ class GpuConfig(_Config):
     type: str | None = Field(
         default=None, description="Accelerator type, e.g. nvidia-tesla-t4 (for the work pool)."
     )
+
+
+class RecommenderSpec(_Config):
+    """Everything the library run_fn needs: handed over as the Trainer's custom_config."""
+
+    features: FeatureConfig = Field(description="Feature config.")
+    model: ModelConfig = Field(description="Model config.")
+    training: TrainingParams = Field(description="Training parameters.")
+    gpu: GpuConfig = Field(description="GPU config.")

@@ -70,6 +70,24 @@ class StageOutput(BaseModel):
         return self.artifacts[key]
 
 
+class EpochMetrics(BaseModel):
+    """Metrics of one finished training epoch."""
+
+    epoch: int = Field(ge=1, description="1-based epoch number.")
+    total_epochs: int = Field(ge=1, description="Epochs configured.")
+    seconds: float = Field(ge=0, description="Wall time of the epoch, validation included.")
+    metrics: dict[str, float] = Field(description="Keras logs: loss, val_loss, val_recall_at_K …")
+
+
+class TrainerOutput(StageOutput):
+    """Trainer's output plus how it trained (recommender models; empty for user modules)."""
+
+    epochs: list[EpochMetrics] = Field(default_factory=list, description="Per-epoch metrics.")
+    strategy: str | None = Field(default=None, description="tf.distribute strategy used.")
+    replicas: int | None = Field(default=None, description="Replicas in sync.")
+    gpus_visible: list[str] = Field(default_factory=list, description="GPUs TensorFlow saw.")
+
+
 class SplitStats(BaseModel):
     """Row and feature counts of one split, read from TFDV statistics."""
 

@@ -1,0 +1,191 @@
+"""The library `run_fn`: train the TFRS model described by the run's config, then export it.
+
+TFX's GenericExecutor calls `tasks.trainer.recommender.run_fn(fn_args)` with
+`fn_args.custom_config` = `RecommenderSpec` as JSON. Nothing here is generated: the towers
+and the model come from `tasks.trainer.models`, the export from `tasks.trainer.export`.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_transform as tft
+from tfx_bsl.public import tfxio
+
+from tasks.evaluator.metrics import RecallAccumulator
+from tasks.shared.features import FeatureConfig, XfColumn
+from tasks.shared.models import RECALL_KS, RecommenderSpec
+from tasks.trainer import epochs as epoch_records
+from tasks.trainer.export import export_recommender
+from tasks.trainer.models import build_model, choose_strategy, input_sizes, make_optimizer
+
+logger = logging.getLogger("retrain.trainer")
+
+
+@dataclass
+class Corpus:
+    """Every candidate in the candidate-id vocabulary, with its transformed features."""
+
+    ids: np.ndarray
+    """(n,) bytes: raw candidate ids; row i has vocabulary index i."""
+    features: dict[str, tf.Tensor]
+    """Candidate-tower xf columns, one row per candidate (ragged for sparse ids)."""
+    probability: np.ndarray
+    """(n,) share of train rows with this candidate (logQ correction)."""
+
+
+def _dataset(fn_args, files, schema, batch_size: int, shuffle: bool, seed: int | None,
+             buffer: int) -> tf.data.Dataset:
+    options = tfxio.TensorFlowDatasetOptions(
+        batch_size=batch_size,
+        num_epochs=1,
+        shuffle=shuffle and buffer > 0,
+        shuffle_buffer_size=max(buffer, 1),
+        shuffle_seed=seed,
+    )
+    return fn_args.data_accessor.tf_dataset_factory(files, options, schema)
+
+
+def _rows(value) -> np.ndarray | list:
+    """One batch column as a numpy array (dense) or a list of id arrays (sparse)."""
+    if isinstance(value, tf.SparseTensor):
+        return list(tf.RaggedTensor.from_sparse(value).numpy())
+    return np.reshape(value.numpy(), [-1])
+
+
+def build_corpus(dataset: tf.data.Dataset, features: FeatureConfig,
+                 tft_output: tft.TFTransformOutput) -> Corpus:
+    """One pass over the train split: each candidate's latest features and its frequency."""
+    id_feature = features.candidate_id_feature
+    vocabulary = np.array(tft_output.vocabulary_by_name(id_feature.name), dtype=object)
+    size = len(vocabulary)
+    id_column = id_feature.xf_name()
+    columns: list[XfColumn] = features.xf_columns("candidate")
+    counts = np.zeros(size, dtype=np.int64)
+    dense: dict[str, np.ndarray] = {}
+    sparse: dict[str, list] = {c.name: [np.zeros(0, np.int64)] * size
+                               for c in columns if c.kind == "sparse_id"}
+    for batch in dataset:
+        index = _rows(batch[id_column])
+        known = index < size  # OOV buckets are not candidates
+        np.add.at(counts, index[known], 1)
+        for column in columns:
+            values = _rows(batch[column.name])
+            if column.kind == "sparse_id":
+                for row in np.flatnonzero(known):
+                    sparse[column.name][index[row]] = values[row]
+                continue
+            if column.name not in dense:
+                dense[column.name] = np.zeros(size, dtype=values.dtype)
+            dense[column.name][index[known]] = values[known]
+    if counts.sum() == 0:
+        raise ValueError(f"the train split has no rows with a known {id_feature.name!r}")
+    tensors: dict[str, tf.Tensor] = {name: tf.constant(v) for name, v in dense.items()}
+    for name, rows in sparse.items():
+        tensors[name] = tf.ragged.constant([list(r) for r in rows], dtype=tf.int64)
+    return Corpus(ids=vocabulary, features=tensors, probability=counts / counts.sum())
+
+
+class RecallCallback(tf.keras.callbacks.Callback):
+    """Adds val_recall_at_K (exact, over the whole corpus) to each epoch's logs."""
+
+    def __init__(self, eval_batches: list[dict], corpus: Corpus, id_column: str):
+        super().__init__()
+        self._batches = eval_batches
+        self._corpus = corpus
+        self._id_column = id_column
+
+    def on_epoch_end(self, epoch, logs=None):
+        """Embed the corpus and the eval sample with this epoch's weights; rank exactly."""
+        candidates = self.model.candidate_tower(self._corpus.features).numpy()
+        recall = RecallAccumulator(candidates, RECALL_KS)
+        size = len(self._corpus.ids)
+        for batch in self._batches:
+            queries = self.model.query_tower(batch).numpy()
+            target = _rows(batch[self._id_column]).astype(np.int64)
+            recall.add(queries, np.where(target < size, target, -1))
+        for name, value in recall.result().items():
+            if name != "example_count" and logs is not None:
+                logs[f"val_{name}"] = value
+
+
+class EpochReporter(tf.keras.callbacks.Callback):
+    """Publishes each epoch's logs (after the other callbacks added theirs)."""
+
+    def __init__(self, total_epochs: int, model_run_dir: str):
+        super().__init__()
+        self._total = total_epochs
+        self._dir = model_run_dir
+        self._started = 0.0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        """Start the epoch's clock."""
+        self._started = time.monotonic()
+
+    def on_epoch_end(self, epoch, logs=None):
+        """Record the epoch: file beside the model, then the attached sinks."""
+        metrics = {k: float(v) for k, v in (logs or {}).items() if np.isscalar(v)}
+        record = epoch_records.EpochMetrics(
+            epoch=epoch + 1, total_epochs=self._total,
+            seconds=time.monotonic() - self._started, metrics=metrics,
+        )
+        logger.info("epoch %d/%d: %s", record.epoch, self._total,
+                    ", ".join(f"{k}={v:.4f}" for k, v in sorted(metrics.items())))
+        epoch_records.publish(record, self._dir)
+
+
+def run_fn(fn_args) -> None:
+    """Train the configured recommender; export serving, query, candidate models and index."""
+    spec = RecommenderSpec.model_validate(fn_args.custom_config)
+    params = spec.training
+    if params.seed is not None:
+        tf.keras.utils.set_random_seed(params.seed)
+    strategy, info = choose_strategy(spec.gpu, logger)
+    tft_output = tft.TFTransformOutput(fn_args.transform_output)
+    schema = tft_output.transformed_metadata.schema
+    id_column = spec.features.candidate_id_feature.xf_name()
+
+    corpus = build_corpus(
+        _dataset(fn_args, fn_args.train_files, schema, 4096, False, None, 0),
+        spec.features, tft_output,
+    )
+    logger.info("candidate corpus: %d candidates", len(corpus.ids))
+    train = _dataset(fn_args, fn_args.train_files, schema, params.batch_size, True,
+                     params.seed, params.shuffle_buffer)
+    validation = None
+    callbacks: list[tf.keras.callbacks.Callback] = []
+    if params.epoch_eval_rows > 0:
+        steps = math.ceil(params.epoch_eval_rows / params.batch_size)
+        validation = _dataset(fn_args, fn_args.eval_files, schema, params.batch_size, False,
+                              None, 0).take(steps).cache()
+        if spec.model.has_retrieval:
+            callbacks.append(RecallCallback(list(validation), corpus, id_column))
+    if params.early_stopping.enabled:
+        stop = params.early_stopping
+        callbacks.append(tf.keras.callbacks.EarlyStopping(
+            monitor=stop.monitor, patience=stop.patience, min_delta=stop.min_delta,
+            restore_best_weights=stop.restore_best_weights,
+            mode="max" if "recall" in stop.monitor else "min",
+        ))
+    callbacks.append(EpochReporter(params.epochs, fn_args.model_run_dir))
+
+    with strategy.scope():
+        sizes = input_sizes(spec.features, tft_output.vocabulary_size_by_name)
+        model = build_model(spec.model, spec.features, sizes, corpus.features, corpus.probability)
+        model.compile(optimizer=make_optimizer(spec.model.optimizer, params.learning_rate))
+    history = model.fit(train, epochs=params.epochs, validation_data=validation,
+                        callbacks=callbacks, verbose=2)
+
+    export_recommender(
+        model, spec, tft_output, corpus.ids, corpus.features,
+        serving_dir=fn_args.serving_model_dir,
+        model_dir=os.path.dirname(fn_args.serving_model_dir.rstrip("/")),
+        training={"epochs_run": len(history.epoch), "strategy": info.strategy,
+                  "replicas": info.replicas, "gpus_visible": list(info.gpus_visible)},
+    )
