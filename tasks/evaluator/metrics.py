@@ -13,7 +13,7 @@ from typing import Sequence
 import numpy as np
 
 DEFAULT_KS = (5, 10, 50, 100)
-# Score floats held at once (float32: 16 MiB, plus a same-sized comparison mask).
+# Score floats held at once (float32: 16 MiB, plus smaller comparison temporaries).
 DEFAULT_MAX_SCORES = 4_000_000
 
 
@@ -125,6 +125,7 @@ class RecallAccumulator:
             # The target's score is read from the same matrix, so it never outranks itself.
             target = scores[np.arange(scores.shape[0]), targets[start:stop]]
             ranks[start:stop] = np.count_nonzero(scores > target[:, None], axis=1)
+            del scores, target  # else the next block is computed while this one is still held
         return ranks
 
     def _ranks_by_candidate_block(self, queries: np.ndarray, targets: np.ndarray) -> np.ndarray:
@@ -137,10 +138,12 @@ class RecallAccumulator:
             scores = self._candidates[home : home + step] @ query
             target_score = scores[int(target) - home]
             ranks[row] = np.count_nonzero(scores > target_score)
+            del scores
             for start in range(0, num_candidates, step):
                 if start != home:
                     scores = self._candidates[start : start + step] @ query
                     ranks[row] += np.count_nonzero(scores > target_score)
+                    del scores
         return ranks
 
     def result(self) -> dict[str, float]:

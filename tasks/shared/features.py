@@ -251,6 +251,12 @@ class FeatureConfig(_Config):
                 f"features.target: {self.target.column!r} is also an input feature (label leak)"
             )
         del candidate_id
+        names = [column.name for column in self.xf_columns()]
+        if self.target is not None:
+            names.append(self.target.xf_name)
+        clashes = sorted({name for name in names if names.count(name) > 1})
+        if clashes:
+            raise ValueError(f"features: transformed names collide: {clashes}; rename a feature")
         return self
 
     def feature(self, name: str):

@@ -6,7 +6,13 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from tasks.shared.refs import EvaluationOutput, PushOutput, StatisticsOutput, ValidationOutput
+from tasks.shared.refs import (
+    Blessing,
+    EvaluationOutput,
+    PushOutput,
+    StatisticsOutput,
+    ValidationOutput,
+)
 
 
 class StageTiming(BaseModel):
@@ -30,6 +36,7 @@ class RunSummary(BaseModel):
     blessed: bool = Field(description="The Evaluator's verdict.")
     baseline_model_uri: str | None = Field(description="What the candidate was compared with.")
     failed_checks: list[str] = Field(description="Thresholds that failed.")
+    blessing: Blessing | None = Field(default=None, description="Rule-by-rule blessing record.")
     push: PushOutput = Field(description="The Pusher's result.")
 
     @property
@@ -58,6 +65,7 @@ def build_summary(
         blessed=evaluation.blessed,
         baseline_model_uri=evaluation.baseline_model_uri,
         failed_checks=evaluation.failed_checks,
+        blessing=evaluation.blessing,
         push=push,
     )
 
@@ -78,6 +86,12 @@ def render_markdown(summary: RunSummary) -> str:
     lines += ["", f"Blessed: **{summary.blessed}**; baseline: "
               f"`{summary.baseline_model_uri or 'none (first run)'}`"]
     lines += [f"- failed: {check}" for check in summary.failed_checks]
+    if summary.blessing is not None:
+        lines += ["", "| rule | metric | passed | detail |", "|---|---|---|---|"]
+        lines += [f"| {r.rule} | {r.metric} | {'yes' if r.passed else 'no'} | {r.message} |"
+                  for r in summary.blessing.rules]
+        if summary.blessing.baseline_version:
+            lines += ["", f"Baseline: champion version {summary.blessing.baseline_version}."]
     push = summary.push
     lines += ["", "## Push", ""]
     if push.pushed:
@@ -98,6 +112,8 @@ def render_text(summary: RunSummary) -> str:
     out.append("  rows: " + ", ".join(f"{s}={n}" for s, n in summary.rows.items()))
     out.append("  metrics: " + ", ".join(f"{k}={v:.4f}" for k, v in sorted(summary.metrics.items())))
     out.append(f"  blessed: {summary.blessed}")
+    if summary.blessing is not None:
+        out.extend(f"    {'ok  ' if r.passed else 'FAIL'} {r.message}" for r in summary.blessing.rules)
     if summary.push.pushed:
         out.append(f"  pushed: {summary.push.serving_uri}")
         out.append(f"  mlflow: run {summary.push.mlflow_run_id}, "

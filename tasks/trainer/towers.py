@@ -46,12 +46,12 @@ def dense_stack(layers: Sequence[LayerConfig], prefix: str) -> list[tf.keras.lay
     for index, config in enumerate(layers):
         name = f"{prefix}_{index}"
         # A bias before batch normalisation is cancelled by its mean; leave it out.
-        stack.append(
-            tf.keras.layers.Dense(config.units, use_bias=not config.batch_norm, name=f"{name}_dense")
-        )
+        stack.append(tf.keras.layers.Dense(
+            config.units, use_bias=not config.batch_norm, name=f"{name}_dense"))
         if config.batch_norm:
             stack.append(tf.keras.layers.BatchNormalization(name=f"{name}_batch_norm"))
-        stack.append(tf.keras.layers.Activation(config.activation, name=f"{name}_{config.activation}"))
+        stack.append(tf.keras.layers.Activation(
+            config.activation, name=f"{name}_{config.activation}"))
         if config.dropout > 0:
             stack.append(tf.keras.layers.Dropout(config.dropout, name=f"{name}_dropout"))
     return stack
@@ -126,6 +126,19 @@ class Tower(tf.keras.Model):
             name="mlp",
         )
         self.output_dim = output_dim
+
+    def create_variables(self) -> None:
+        """Create every weight now (in the caller's strategy scope), from a 1-row input."""
+        dummy = {}
+        for column in self.columns:
+            if column.kind == "float":
+                dummy[column.name] = tf.zeros([1], tf.float32)
+            elif column.kind == "id":
+                dummy[column.name] = tf.zeros([1], tf.int64)
+            else:
+                dummy[column.name] = tf.RaggedTensor.from_row_lengths(
+                    tf.zeros([0], tf.int64), tf.constant([0], tf.int64))
+        self.mlp(self.embed_inputs(dummy), training=False)
 
     def embed_inputs(self, features: Mapping[str, tf.Tensor]) -> tf.Tensor:
         """[batch, sum of input widths]: this tower's columns, before the dense stack."""

@@ -39,16 +39,6 @@ _EPOCH_WEEKDAY = 3
 Inputs = Mapping[str, tf.Tensor | tf.SparseTensor]
 
 
-def candidate_counts_vocab(features: FeatureConfig) -> str:
-    """Name of the candidate-id vocabulary stored with frequencies ("count token" lines).
-
-    Its lines are in the same order as the candidate-id vocabulary (same tokens, filters and
-    ordering), so line i holds the count of candidate index i: the trainer's sampling
-    probabilities for the logQ correction.
-    """
-    return f"{features.candidate_id_feature.name}__counts"
-
-
 def preprocessing_fn(inputs: Inputs, custom_config: Mapping[str, Any] | None = None) -> dict:
     """Transform raw columns into the columns `FeatureConfig.xf_columns()` names (+ target).
 
@@ -56,13 +46,11 @@ def preprocessing_fn(inputs: Inputs, custom_config: Mapping[str, Any] | None = N
     """
     features = _feature_config(custom_config)
     _check_columns(features, inputs)
-    candidate_id = features.candidate_id_feature.name
     outputs: dict[str, tf.Tensor | tf.SparseTensor] = {}
     for side in ("query", "candidate"):
         for feature in getattr(features, side):
             if isinstance(feature, CategoricalFeature):
-                outputs.update(_categorical(feature, inputs, side, counts=feature.name == candidate_id,
-                                            counts_vocab=candidate_counts_vocab(features)))
+                outputs.update(_categorical(feature, inputs, side))
             elif isinstance(feature, NumericFeature):
                 outputs.update(_numeric(feature, inputs, side))
             elif isinstance(feature, TimestampFeature):
@@ -130,14 +118,9 @@ def _float(x: tf.Tensor | tf.SparseTensor, default: float = 0.0) -> tf.Tensor:
     return _dense(_map_values(lambda v: tf.cast(v, tf.float32), x), default)
 
 
-def _categorical(feature: CategoricalFeature, inputs: Inputs, tower: str, counts: bool,
-                 counts_vocab: str) -> dict:
+def _categorical(feature: CategoricalFeature, inputs: Inputs, tower: str) -> dict:
     (column,) = feature.outputs(tower)
     values = _string(inputs[feature.name])
-    if counts:
-        # Same tokens, filters and ordering as the id vocabulary, so lines align by index.
-        tft.vocabulary(values, top_k=feature.top_k, frequency_threshold=feature.frequency_threshold,
-                       vocab_filename=counts_vocab, store_frequency=True)
     ids = tft.compute_and_apply_vocabulary(
         values,
         top_k=feature.top_k,

@@ -1,0 +1,180 @@
+"""TFRS models built from config, through the whole flow with real TFX executors.
+
+For each model type the flow trains, evaluates (recall@K over the corpus, RMSE/MAE),
+blesses by the rules and pushes a SavedModel that answers a raw-feature request. For
+retrieval, a worse model is refused against the champion, then force-blessed with a
+recorded reason.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytestmark = [pytest.mark.slow]
+
+IN_MEMORY_BEAM = {"args": ["--direct_running_mode=in_memory"]}
+
+
+def _config(data: Path, root: Path, model_type: str, **overrides):
+    from tasks.shared.examples import recommender_config
+
+    values = {
+        "pipeline_root": str(root / "pipelines"),
+        "pusher": {"serving_base": str(root / "serving")},
+        "training": {"epochs": 3, "batch_size": 128, "learning_rate": 0.1,
+                     "epoch_eval_rows": 256},
+        "beam": IN_MEMORY_BEAM,
+    }
+    return recommender_config(data, model_type, **{**values, **overrides})
+
+
+def _load_serving(uri: str):
+    from tasks.shared.tfx_runtime import prepare_tf_environment
+
+    prepare_tf_environment()
+    import tensorflow as tf
+
+    return tf.saved_model.load(uri)
+
+
+def _request(names: list[str]) -> dict:
+    import tensorflow as tf
+
+    row = {"buyer_id": "B000001", "city": "city_00", "timestamp": 1_704_110_400,
+           "product_id": "P000003", "category": "cat_01"}
+    return {name: tf.constant([row[name]]) for name in names}
+
+
+def _data_ids(data: Path, column: str) -> set[str]:
+    import csv
+
+    ids: set[str] = set()
+    for path in data.glob("*.csv"):
+        with path.open() as handle:
+            ids.update(row[column] for row in csv.DictReader(handle))
+    return ids
+
+
+@pytest.fixture(scope="module")
+def runs(prefect_harness, tiny_interactions, tmp_path_factory):
+    """One first run per model type (each is the first of its model name)."""
+    from flows.training_pipeline import training_pipeline
+
+    root = tmp_path_factory.mktemp("recommenders")
+    results = {}
+    for model_type in ("retrieval", "ranking", "multitask"):
+        config = _config(tiny_interactions, root, model_type)
+        state = training_pipeline(config, return_state=True)
+        assert state.is_completed(), state.message
+        results[model_type] = (config, state.result())
+    return root, results
+
+
+@pytest.mark.parametrize("model_type", ["retrieval", "ranking", "multitask"])
+def test_first_run_is_blessed_by_thresholds_only_and_pushed(runs, model_type):
+    _, results = runs
+    config, summary = results[model_type]
+    assert summary.outcome == "pushed" and summary.push.registered_version == "1"
+    rules = {rule.rule: rule for rule in summary.blessing.rules}
+    assert rules["first_run"].passed and "no baseline" in rules["first_run"].message
+    assert "max_regression" not in rules and "relative_tolerance" not in rules
+    expected = {"retrieval": {"recall_at_5", "recall_at_10", "recall_at_50", "recall_at_100"},
+                "ranking": {"rmse", "mae"}}
+    wanted = expected.get(model_type, expected["retrieval"] | expected["ranking"])
+    assert wanted <= set(summary.metrics)
+    assert summary.metrics["example_count"] == summary.rows["eval"]
+
+
+def test_trainer_records_every_epoch(runs):
+    from tasks.trainer.epochs import read_epochs
+
+    root, results = runs
+    config, _ = results["retrieval"]
+    run_dir = next((Path(config.pipeline_root) / config.model_name / "Trainer").glob("*/model_run"))
+    epochs = read_epochs(str(run_dir))
+    assert [e.epoch for e in epochs] == [1, 2, 3]
+    assert all({"loss", "val_loss", "val_recall_at_100"} <= set(e.metrics) for e in epochs)
+    assert epochs[-1].metrics["loss"] < epochs[0].metrics["loss"]
+
+
+def test_retrieval_model_answers_top_k_product_ids_for_a_buyer(runs, tiny_interactions):
+    _, results = runs
+    _, summary = results["retrieval"]
+    model = _load_serving(summary.push.serving_uri)
+    answer = model.signatures["serving_default"](**_request(["buyer_id", "city", "timestamp"]))
+    ids = [x.decode() for x in answer["candidate_ids"].numpy()[0]]
+    scores = answer["scores"].numpy()[0]
+    products = _data_ids(tiny_interactions, "product_id")
+    assert len(ids) == min(100, len(products)) and len(set(ids)) == len(ids)
+    assert set(ids) <= products
+    assert np.all(np.diff(scores) <= 1e-6), "top-K comes best first"
+
+
+def test_retrieval_model_dir_has_query_candidate_models_and_index(runs):
+    _, results = runs
+    config, _ = results["retrieval"]
+    model_dir = next((Path(config.pipeline_root) / config.model_name / "Trainer").glob("*/model"))
+    index = _load_serving(str(model_dir / "index"))
+    query = _load_serving(str(model_dir / "query_model"))
+    corpus = index.signatures["candidate_corpus"]()
+    import tensorflow as tf
+
+    example = tf.train.Example()
+    example.features.feature["buyer_id"].bytes_list.value.append(b"B000001")
+    example.features.feature["city"].bytes_list.value.append(b"city_00")
+    example.features.feature["timestamp"].int64_list.value.append(1_704_110_400)
+    embedding = query.signatures["query_embedding"](
+        examples=tf.constant([example.SerializeToString()]))["embedding"]
+    found = index.signatures["search"](embedding=embedding)
+    # the index's top-K equals an exact brute-force ranking of the exported corpus
+    scores = embedding.numpy() @ corpus["embeddings"].numpy().T
+    best = corpus["candidate_ids"].numpy()[np.argsort(-scores[0])[:5]]
+    assert list(found["candidate_ids"].numpy()[0][:5]) == list(best)
+
+
+@pytest.mark.parametrize("model_type", ["ranking", "multitask"])
+def test_ranking_models_answer_a_score_for_a_buyer_and_product(runs, model_type):
+    _, results = runs
+    _, summary = results[model_type]
+    model = _load_serving(summary.push.serving_uri)
+    columns = ["buyer_id", "city", "timestamp", "product_id", "category"]
+    signature = "serving_default" if model_type == "ranking" else "rank"
+    score = model.signatures[signature](**_request(columns))["score"].numpy()
+    assert score.shape == (1,) and 0.0 < score[0] < 6.0  # ratings are 1..5
+
+
+def test_worse_model_is_refused_then_force_blessed_with_its_reason(runs, tiny_interactions):
+    """Against the champion: a 2% relative tolerance refuses a much weaker model."""
+    from flows.training_pipeline import training_pipeline
+    from tasks.shared import registry
+
+    root, results = runs
+    weak = {"training": {"epochs": 1, "batch_size": 128, "learning_rate": 0.0001,
+                         "epoch_eval_rows": 0},
+            "evaluator": {"metrics": [{"class_name": "recall_at_10", "lower_bound": 0.0,
+                                       "relative_tolerance": 0.02}]}}
+    config = _config(tiny_interactions, root, "retrieval", **weak)
+    state = training_pipeline(config, return_state=True)
+    assert state.is_completed() and state.name == "NotBlessed"
+    summary = state.result()
+    failed = [rule for rule in summary.blessing.rules if not rule.passed]
+    assert [rule.rule for rule in failed] == ["relative_tolerance"]
+    assert summary.blessing.baseline_version == "1"
+    assert not summary.push.pushed
+    assert registry.champion(config.model_name).version == "1"
+
+    forced = weak | {"evaluator": {**weak["evaluator"],
+                                   "force_bless": {"reason": "catalogue migration, INC-42"}}}
+    config = _config(tiny_interactions, root, "retrieval", **forced)
+    state = training_pipeline(config, return_state=True)
+    assert state.is_completed() and state.name != "NotBlessed", state.message
+    summary = state.result()
+    assert summary.blessing.forced_reason == "catalogue migration, INC-42"
+    assert any(not rule.passed for rule in summary.blessing.rules), "failures stay on record"
+    assert summary.push.pushed and summary.push.registered_version == "2"
+    version = registry.client().get_model_version(config.model_name, "2")
+    assert version.tags["retrain.forced_reason"] == "catalogue migration, INC-42"
+    assert registry.champion(config.model_name).version == "2"
