@@ -45,7 +45,9 @@ def _request(names: list[str]) -> dict:
 
     row = {"buyer_id": "B000001", "city": "city_00", "timestamp": 1_704_110_400,
            "product_id": "P000003", "category": "cat_01"}
-    return {name: tf.constant([row[name]]) for name in names}
+    # a raw-feature request: one tensor per column, with the schema's dtypes
+    return {name: tf.constant([row[name]], dtype=tf.int64 if name == "timestamp" else tf.string)
+            for name in names}
 
 
 def _data_ids(data: Path, column: str) -> set[str]:
