@@ -88,9 +88,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--buyers", type=int, default=5_000)
     parser.add_argument("--products", type=int, default=1_000)
-    parser.add_argument("--epochs", type=int, default=6)
-    parser.add_argument("--batch-size", type=int, default=4096)
-    parser.add_argument("--learning-rate", type=float, default=0.1)
+    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--batch-size", type=int, default=1024)
+    parser.add_argument("--learning-rate", type=float, default=0.01)
+    parser.add_argument("--optimizer", choices=["adagrad", "adam", "sgd"], default="adam")
     parser.add_argument("--workdir", type=Path, default=None, help="Keep everything here.")
     args = parser.parse_args(argv)
 
@@ -99,6 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("PREFECT_HOME", str(workdir / "prefect"))
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
     from synthetic import SyntheticConfig, generate, load_planted, oracle_recall_at_k
     from synthetic.oracle import expected_oracle_recall_at_k
@@ -120,6 +122,7 @@ def main(argv: list[str] | None = None) -> int:
         input={"format": "parquet", "pattern": "*.parquet"},
         pipeline_root=str(workdir / "pipelines"),
         pusher={"serving_base": str(workdir / "serving")},
+        model={"optimizer": {"name": args.optimizer}},
         training={"epochs": args.epochs, "batch_size": args.batch_size,
                   "learning_rate": args.learning_rate},
         evaluator={"metrics": [{"class_name": "recall_at_100", "lower_bound": 0.0}]},

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from flows.training_pipeline import training_pipeline
-from tasks.shared.examples import rating_config
+from tasks.shared.examples import rating_config, recommender_config
 from tasks.shared.settings import get_settings
 from tasks.shared.summary import render_text
 
@@ -34,15 +34,23 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=10_000, help="synthetic interactions")
     parser.add_argument("--seed", type=int, default=0, help="synthetic data seed")
-    parser.add_argument("--train-steps", type=int, default=500, help="Trainer steps")
+    parser.add_argument("--train-steps", type=int, default=500,
+                        help="Trainer steps (user-module model)")
+    parser.add_argument(
+        "--model", choices=["user-module", "retrieval", "ranking", "multitask"],
+        default="user-module",
+        help="user-module: synthetic/modules/rating_model.py (a plain TFX module); the others "
+        "build a TFRS model from typed config",
+    )
     args = parser.parse_args(argv)
 
-    config = rating_config(
-        demo_data(args.rows, args.seed),
-        trainer={"train_steps": args.train_steps},
-        # Thousands of rows: in-process Beam beats starting workers that each import TF.
-        beam={"args": ["--direct_running_mode=in_memory"]},
-    )
+    data = demo_data(args.rows, args.seed)
+    # Thousands of rows: in-process Beam beats starting workers that each import TF.
+    beam = {"args": ["--direct_running_mode=in_memory"]}
+    if args.model == "user-module":
+        config = rating_config(data, trainer={"train_steps": args.train_steps}, beam=beam)
+    else:
+        config = recommender_config(data, args.model, beam=beam)
     state = training_pipeline(config, return_state=True)
     if state.is_failed():
         print(f"training-pipeline failed: {state.message}", file=sys.stderr)

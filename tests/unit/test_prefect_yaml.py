@@ -116,3 +116,14 @@ def test_manual_deployment_is_the_synthetic_demo(monkeypatch: pytest.MonkeyPatch
         transform={"module_file": "synthetic/modules/rating_model.py"},
     )
     assert config == expected
+
+
+def test_recommender_deployment_is_the_retrieval_example(monkeypatch: pytest.MonkeyPatch) -> None:
+    """training-pipeline/recommender trains recommender_config() from tasks/shared/examples.py."""
+    from tasks.shared.config import PipelineConfig
+    from tasks.shared.examples import recommender_config
+
+    (deployment,) = [d for d in DEPLOYMENTS if d["name"] == "recommender"]
+    monkeypatch.chdir(REPO_ROOT)
+    config = PipelineConfig.model_validate(deployment["parameters"]["config"])
+    assert config == recommender_config(".retrain/data/interactions-10000-seed0", "retrieval")
