@@ -82,6 +82,11 @@ class ModelConfig(_Config):
     def _check_weights(self) -> ModelConfig:
         if self.type == "multitask" and self.retrieval_weight + self.ranking_weight == 0:
             raise ValueError("model: multitask needs retrieval_weight or ranking_weight > 0")
+        if self.type == "ranking" and (self.sampled_negatives or self.logq_correction):
+            raise ValueError(
+                "model.sampled_negatives / model.logq_correction: retrieval options, not for "
+                "a ranking model"
+            )
         return self
 
     @property

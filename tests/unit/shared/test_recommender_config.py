@@ -129,3 +129,8 @@ def test_transformed_names_must_not_collide():
         {"kind": "categorical", "name": "timestamp__hour_sin", "embedding_dim": 4}]
     message = _error(_values(features=_features(query=query)))
     assert "transformed names collide: ['timestamp__hour_sin_xf']" in message
+
+
+def test_retrieval_options_on_a_ranking_model_are_refused():
+    model = {"type": "ranking", "logq_correction": True}
+    assert "not for a ranking model" in _error(_values("ranking", model=model))
