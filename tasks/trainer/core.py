@@ -49,9 +49,10 @@ def serving_model_exists(model_uri: str) -> bool:
 
 
 def _library_sources() -> list[str]:
-    """The library run_fn's code: the trainer package and the evaluator metrics it uses."""
+    """The library run_fn's code: the trainer package and the helpers it imports."""
     here = Path(__file__).parent
-    return sorted(str(p) for p in [*here.glob("*.py"), here.parent / "evaluator" / "metrics.py"])
+    helpers = [here.parent / "evaluator" / "metrics.py", here.parent / "transform" / "features.py"]
+    return sorted(str(p) for p in [*here.glob("*.py"), *helpers])
 
 
 def seed_tensorflow(seed: int | None) -> None:

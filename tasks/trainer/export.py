@@ -31,15 +31,7 @@ import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
 from tasks.shared.models import RecommenderSpec
-
-
-def _flat(x: tf.Tensor | tf.SparseTensor, default: Any) -> tf.Tensor:
-    """A parsed raw column as a dense [batch] tensor."""
-    if isinstance(x, tf.SparseTensor):
-        x = tf.sparse.to_dense(
-            tf.SparseTensor(x.indices, x.values, [x.dense_shape[0], 1]), default
-        )
-    return tf.reshape(x, [-1])
+from tasks.transform.features import dense_column, string_column
 
 
 class RecommenderServing(tf.Module):
@@ -167,8 +159,8 @@ class RecommenderServing(tf.Module):
         if self._spec.model.has_retrieval:
             raw = self._parse(examples, self._query_columns + [self._id_column])
             out["query_embedding"] = self.model.query_tower(self.tft_layer(raw))
-            out["candidate_id"] = tf.strings.as_string(_flat(raw[self._id_column], "")) \
-                if raw[self._id_column].dtype != tf.string else _flat(raw[self._id_column], "")
+            # The same string form the candidate-id vocabulary was built from.
+            out["candidate_id"] = string_column(raw[self._id_column])
         if self._spec.model.has_ranking:
             target = self._spec.features.target.column
             raw = self._parse(examples, self._query_columns + self._candidate_columns + [target])
@@ -177,7 +169,7 @@ class RecommenderServing(tf.Module):
             present = (tf.sparse.to_dense(tf.sparse.map_values(tf.ones_like, truth), 0)
                        if isinstance(truth, tf.SparseTensor) else tf.ones_like(truth))
             out["has_target"] = tf.reshape(tf.cast(present, tf.bool), [-1])
-            out["target"] = tf.cast(_flat(truth, tf.zeros([], truth.dtype)), tf.float32)
+            out["target"] = tf.cast(dense_column(truth, tf.zeros([], truth.dtype)), tf.float32)
         return out
 
 

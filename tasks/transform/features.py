@@ -89,7 +89,7 @@ def _check_columns(features: FeatureConfig, inputs: Inputs) -> None:
         )
 
 
-def _dense(x: tf.Tensor | tf.SparseTensor, default) -> tf.Tensor:
+def dense_column(x: tf.Tensor | tf.SparseTensor, default) -> tf.Tensor:
     """[batch], [batch, 1] or SparseTensor [batch, 1] → dense [batch], missing → default."""
     if isinstance(x, tf.SparseTensor):
         # The declared dense_shape can be [batch, None]; one value per row is what we read.
@@ -105,22 +105,22 @@ def _map_values(fn, x: tf.Tensor | tf.SparseTensor) -> tf.Tensor | tf.SparseTens
     return fn(x)
 
 
-def _string(x: tf.Tensor | tf.SparseTensor) -> tf.Tensor:
+def string_column(x: tf.Tensor | tf.SparseTensor) -> tf.Tensor:
     """Dense string [batch]; integer ids are written as decimal strings, missing → ""."""
     if x.dtype != tf.string:
         x = _map_values(tf.strings.as_string, x)
-    return _dense(x, "")
+    return dense_column(x, "")
 
 
 def _float(x: tf.Tensor | tf.SparseTensor, default: float = 0.0) -> tf.Tensor:
     """Dense float32 [batch] from int or float input; cast before densifying so the default
     needs no integer form."""
-    return _dense(_map_values(lambda v: tf.cast(v, tf.float32), x), default)
+    return dense_column(_map_values(lambda v: tf.cast(v, tf.float32), x), default)
 
 
 def _categorical(feature: CategoricalFeature, inputs: Inputs, tower: str) -> dict:
     (column,) = feature.outputs(tower)
-    values = _string(inputs[feature.name])
+    values = string_column(inputs[feature.name])
     ids = tft.compute_and_apply_vocabulary(
         values,
         top_k=feature.top_k,
@@ -145,7 +145,7 @@ def _seconds(x: tf.Tensor | tf.SparseTensor) -> tf.Tensor:
         x = _map_values(lambda v: tf.cast(tf.math.floor(v), tf.int64), x)
     elif x.dtype != tf.int64:
         x = _map_values(lambda v: tf.cast(v, tf.int64), x)
-    return _dense(x, 0)
+    return dense_column(x, 0)
 
 
 def _timestamp(feature: TimestampFeature, inputs: Inputs) -> dict:
@@ -169,7 +169,7 @@ def _timestamp(feature: TimestampFeature, inputs: Inputs) -> dict:
 
 def _text(feature: TextFeature, inputs: Inputs, tower: str) -> dict:
     (column,) = feature.outputs(tower)
-    text = tf.strings.lower(_string(inputs[feature.name]), encoding="utf-8")
+    text = tf.strings.lower(string_column(inputs[feature.name]), encoding="utf-8")
     tokens = tf.strings.strip(tf.strings.split(text, sep=feature.delimiter))
     # Repeated or edge delimiters give empty tokens; they are not words.
     tokens = tf.ragged.boolean_mask(tokens, tf.strings.length(tokens) > 0)
@@ -181,7 +181,7 @@ def _text(feature: TextFeature, inputs: Inputs, tower: str) -> dict:
 
 def _cross(cross: CrossFeature, inputs: Inputs, tower: str) -> dict:
     (column,) = cross.outputs(tower)
-    first, second = (_string(inputs[name]) for name in cross.columns)
+    first, second = (string_column(inputs[name]) for name in cross.columns)
     joined = tf.strings.join([first, second], separator="_x_")
     return {column.name: tf.strings.to_hash_bucket_fast(joined, cross.hash_buckets)}
 
