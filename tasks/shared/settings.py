@@ -35,6 +35,16 @@ class RetrainSettings(BaseSettings):
         description="Artifact root for MLflow experiments this process creates; defaults to <home>/mlartifacts.",
     )
 
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL of the run-record store, e.g. "
+        "postgresql+psycopg://user@host/retrain; defaults to SQLite at <home>/state.db.",
+    )
+
+    def resolved_database_url(self) -> str:
+        """The state store's SQLAlchemy URL."""
+        return self.database_url or f"sqlite:///{(self.home / 'state.db').absolute()}"
+
     def resolved_pipeline_root(self) -> str:
         """The pipeline root to use when a run config does not name one."""
         return self.pipeline_root or str((self.home / "pipelines").absolute())

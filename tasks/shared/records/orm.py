@@ -1,0 +1,170 @@
+"""ORM models of the run-record store (seed 003's training domain), SQLAlchemy 2 style.
+
+Laid out like Prefect's server (`orm_models.py` here, functions per table in sibling
+modules, migrations under `migrations/`). One registered model has many runs (its
+versions), each run has one row per stage and one per finished epoch; a registered model
+has at most one schedule.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+def new_id() -> str:
+    """A new primary key (UUID4 string)."""
+    return str(uuid.uuid4())
+
+
+class Base(DeclarativeBase):
+    """Declarative base: every table has a UUID id and created/updated timestamps."""
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    created: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), nullable=False
+    )
+    updated: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now(), onupdate=func.now(), nullable=False
+    )
+
+
+class RegisteredModel(Base):
+    """A model name: its runs are its versions; run numbers are allocated here."""
+
+    __tablename__ = "registered_model"
+
+    name: Mapped[str] = mapped_column(String(63), unique=True, nullable=False)
+    model_type: Mapped[str | None] = mapped_column(String(32))
+    last_run_number: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    latest_version: Mapped[str | None] = mapped_column(String(32))
+    champion_version: Mapped[str | None] = mapped_column(String(32))
+    deployed: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+
+    runs: Mapped[list[TrainingRun]] = relationship(back_populates="registered_model")
+    schedule: Mapped[TrainingSchedule | None] = relationship(back_populates="registered_model")
+
+
+class TrainingRun(Base):
+    """One training run of a registered model (seed 003's TrainingRun)."""
+
+    __tablename__ = "training_run"
+    __table_args__ = (UniqueConstraint("registered_model_id", "run_number"),)
+
+    registered_model_id: Mapped[str] = mapped_column(
+        ForeignKey("registered_model.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    name: Mapped[str] = mapped_column(String(200), nullable=False)
+    run_number: Mapped[int] = mapped_column(Integer, nullable=False)
+    config: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False)
+    status: Mapped[str] = mapped_column(String(16), nullable=False, index=True)
+    current_stage: Mapped[str | None] = mapped_column(String(32))
+    current_epoch: Mapped[int | None] = mapped_column(Integer)
+    total_epochs: Mapped[int | None] = mapped_column(Integer)
+    metrics: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    artifacts: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    blessed: Mapped[bool | None] = mapped_column(Boolean)
+    blessing: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    forced_reason: Mapped[str | None] = mapped_column(Text)
+    estimated_cost: Mapped[float | None] = mapped_column(Float)
+    cost: Mapped[float | None] = mapped_column(Float)
+    duration_seconds: Mapped[float | None] = mapped_column(Float)
+    error_stage: Mapped[str | None] = mapped_column(String(32))
+    error_message: Mapped[str | None] = mapped_column(Text)
+    flow_run_id: Mapped[str | None] = mapped_column(String(36), unique=True)
+    mlflow_run_id: Mapped[str | None] = mapped_column(String(64))
+    registered_version: Mapped[str | None] = mapped_column(String(32))
+    started_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+    registered_model: Mapped[RegisteredModel] = relationship(back_populates="runs")
+    stages: Mapped[list[TrainingStage]] = relationship(
+        back_populates="run", cascade="all, delete-orphan", order_by="TrainingStage.position"
+    )
+    epochs: Mapped[list[TrainingMetricsHistory]] = relationship(
+        back_populates="run", cascade="all, delete-orphan",
+        order_by="TrainingMetricsHistory.epoch",
+    )
+
+
+class TrainingStage(Base):
+    """One of the eight stages of a run: status and timing."""
+
+    __tablename__ = "training_stage"
+    __table_args__ = (UniqueConstraint("run_id", "stage"),)
+
+    run_id: Mapped[str] = mapped_column(
+        ForeignKey("training_run.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    stage: Mapped[str] = mapped_column(String(32), nullable=False)
+    position: Mapped[int] = mapped_column(Integer, nullable=False)
+    status: Mapped[str] = mapped_column(String(16), nullable=False)
+    started_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    seconds: Mapped[float | None] = mapped_column(Float)
+    message: Mapped[str | None] = mapped_column(Text)
+
+    run: Mapped[TrainingRun] = relationship(back_populates="stages")
+
+
+class TrainingMetricsHistory(Base):
+    """Metrics of one finished epoch of a run (seed 003's TrainingMetricsHistory)."""
+
+    __tablename__ = "training_metrics_history"
+    __table_args__ = (UniqueConstraint("run_id", "epoch"),)
+
+    run_id: Mapped[str] = mapped_column(
+        ForeignKey("training_run.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    epoch: Mapped[int] = mapped_column(Integer, nullable=False)
+    seconds: Mapped[float | None] = mapped_column(Float)
+    metrics: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False)
+
+    run: Mapped[TrainingRun] = relationship(back_populates="epochs")
+
+
+class TrainingSchedule(Base):
+    """A registered model's retraining schedule (seed 003's TrainingSchedule).
+
+    The deployments issue gives it behaviour (Prefect deployment schedules); the store keeps
+    the frozen config and the statistics.
+    """
+
+    __tablename__ = "training_schedule"
+
+    registered_model_id: Mapped[str] = mapped_column(
+        ForeignKey("registered_model.id", ondelete="CASCADE"), nullable=False, unique=True
+    )
+    name: Mapped[str] = mapped_column(String(100), nullable=False)
+    description: Mapped[str | None] = mapped_column(Text)
+    schedule_type: Mapped[str] = mapped_column(String(16), nullable=False)
+    scheduled_datetime: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    schedule_time: Mapped[str | None] = mapped_column(String(5))
+    schedule_day_of_week: Mapped[int | None] = mapped_column(Integer)
+    schedule_day_of_month: Mapped[int | None] = mapped_column(Integer)
+    schedule_timezone: Mapped[str] = mapped_column(String(64), nullable=False, default="UTC")
+    config: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False)
+    status: Mapped[str] = mapped_column(String(16), nullable=False, default="active")
+    prefect_deployment_id: Mapped[str | None] = mapped_column(String(36))
+    last_run_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    next_run_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    total_runs: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    successful_runs: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    failed_runs: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+
+    registered_model: Mapped[RegisteredModel] = relationship(back_populates="schedule")

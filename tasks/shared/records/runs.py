@@ -1,0 +1,177 @@
+"""Training runs: create (with a per-model run number), transitions, stages, epochs.
+
+Module-level functions that take an explicit session (Prefect's `server/models/*.py`
+style); the caller owns the transaction. Every write is idempotent, so a retried task
+never duplicates rows: stage and epoch rows are keyed by (run, stage) and (run, epoch).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from tasks.shared.records.orm import (
+    new_id,
+    RegisteredModel,
+    TrainingMetricsHistory,
+    TrainingRun,
+    TrainingStage,
+)
+from tasks.shared.records.schemas import STAGES, TRANSITIONS, RunStatus, StageStatus, TransitionError
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def _insert(session: Session):
+    """The dialect's INSERT, which has ON CONFLICT DO NOTHING (SQLite and PostgreSQL)."""
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert
+
+
+def ensure_registered_model(session: Session, name: str, model_type: str | None) -> RegisteredModel:
+    """The registered model of this name, created if new (safe under concurrent creators)."""
+    insert = _insert(session)
+    session.execute(
+        insert(RegisteredModel)
+        .values(id=new_id(), name=name, model_type=model_type,
+                last_run_number=0, deployed=False)
+        .on_conflict_do_nothing(index_elements=["name"])
+    )
+    return session.execute(select(RegisteredModel).where(RegisteredModel.name == name)).scalar_one()
+
+
+def next_run_number(session: Session, registered_model_id: str) -> int:
+    """Allocate the next run number: one atomic UPDATE … RETURNING, so no two runs share one."""
+    return session.execute(
+        update(RegisteredModel)
+        .where(RegisteredModel.id == registered_model_id)
+        .values(last_run_number=RegisteredModel.last_run_number + 1)
+        .returning(RegisteredModel.last_run_number)
+    ).scalar_one()
+
+
+def create_run(
+    session: Session,
+    model_name: str,
+    config: dict[str, Any],
+    *,
+    model_type: str | None = None,
+    name: str | None = None,
+    status: RunStatus = RunStatus.PENDING,
+    flow_run_id: str | None = None,
+    estimated_cost: float | None = None,
+) -> TrainingRun:
+    """A new run of `model_name` with the next run number and eight pending stages."""
+    model = ensure_registered_model(session, model_name, model_type)
+    number = next_run_number(session, model.id)
+    run = TrainingRun(
+        registered_model_id=model.id,
+        name=name or f"{model_name}-{number}",
+        run_number=number,
+        config=config,
+        status=status.value,
+        flow_run_id=flow_run_id,
+        estimated_cost=estimated_cost,
+        stages=[TrainingStage(stage=stage, position=index, status=StageStatus.PENDING.value)
+                for index, stage in enumerate(STAGES)],
+    )
+    session.add(run)
+    session.flush()
+    return run
+
+
+def get_run(session: Session, run_id: str) -> TrainingRun:
+    """The run with this id, or LookupError naming it."""
+    run = session.get(TrainingRun, run_id)
+    if run is None:
+        raise LookupError(f"no training run with id {run_id!r}")
+    return run
+
+
+def run_for_flow_run(session: Session, flow_run_id: str) -> TrainingRun | None:
+    """The run recorded for a Prefect flow run, if any."""
+    return session.execute(
+        select(TrainingRun).where(TrainingRun.flow_run_id == flow_run_id)
+    ).scalar_one_or_none()
+
+
+def set_status(session: Session, run_id: str, status: RunStatus, **fields: Any) -> TrainingRun:
+    """Move a run to `status` (same status again is a no-op); refuse what the lifecycle forbids."""
+    run = get_run(session, run_id)
+    current = RunStatus(run.status)
+    if status != current:
+        if status not in TRANSITIONS[current]:
+            raise TransitionError(
+                f"run {run.name} (#{run.run_number}) is {current.value}; it cannot become "
+                f"{status.value}"
+            )
+        run.status = status.value
+        if status == RunStatus.RUNNING and run.started_at is None:
+            run.started_at = _now()
+        if status.terminal:
+            run.finished_at = _now()
+            if run.started_at is not None:
+                started = run.started_at
+                if started.tzinfo is None:  # SQLite returns naive datetimes
+                    started = started.replace(tzinfo=dt.timezone.utc)
+                run.duration_seconds = (run.finished_at - started).total_seconds()
+    for key, value in fields.items():
+        setattr(run, key, value)
+    session.flush()
+    return run
+
+
+def record_stage(
+    session: Session,
+    run_id: str,
+    stage: str,
+    status: StageStatus,
+    *,
+    seconds: float | None = None,
+    message: str | None = None,
+) -> TrainingStage:
+    """Set one stage's status (and the run's current stage); repeating it changes nothing."""
+    if stage not in STAGES:
+        raise ValueError(f"unknown stage {stage!r}; stages are {list(STAGES)}")
+    run = get_run(session, run_id)
+    row = next(s for s in run.stages if s.stage == stage)
+    now = _now()
+    if status == StageStatus.RUNNING and row.started_at is None:
+        row.started_at = now
+    if status in (StageStatus.COMPLETED, StageStatus.CACHED, StageStatus.FAILED,
+                  StageStatus.SKIPPED):
+        row.finished_at = row.finished_at or now
+    row.status = status.value
+    if seconds is not None:
+        row.seconds = seconds
+    if message is not None:
+        row.message = message
+    run.current_stage = stage
+    session.flush()
+    return row
+
+
+def record_epoch(
+    session: Session, run_id: str, epoch: int, total_epochs: int, metrics: dict[str, float],
+    seconds: float | None = None,
+) -> TrainingMetricsHistory:
+    """Store one epoch's metrics (replacing a retried epoch's row) and the run's progress."""
+    run = get_run(session, run_id)
+    row = next((e for e in run.epochs if e.epoch == epoch), None)
+    if row is None:
+        row = TrainingMetricsHistory(run_id=run.id, epoch=epoch, metrics=metrics, seconds=seconds)
+        run.epochs.append(row)
+    else:
+        row.metrics, row.seconds = metrics, seconds
+    run.current_epoch = max(run.current_epoch or 0, epoch)
+    run.total_epochs = total_epochs
+    session.flush()
+    return row

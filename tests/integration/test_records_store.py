@@ -1,0 +1,104 @@
+"""The run-record store on SQLite and on a real PostgreSQL 15 the suite starts itself.
+
+Migrations build the schema; run numbers stay unique and consecutive under 50 concurrent
+creators; the lifecycle refuses impossible transitions; retried writes never duplicate rows.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from sqlalchemy import func, inspect, select
+
+from tasks.shared.records import runs
+from tasks.shared.records.database import engine_for, session_maker
+from tasks.shared.records.migrate import current_revision, upgrade
+from tasks.shared.records.orm import TrainingMetricsHistory, TrainingStage
+from tasks.shared.records.schemas import STAGES, RunStatus, StageStatus, TransitionError
+
+pytestmark = [pytest.mark.service]
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request, tmp_path) -> str:
+    """A migrated, empty store URL on each backend."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'state.db'}"
+    else:
+        url = request.getfixturevalue("postgres_db")
+    upgrade(url)
+    return url
+
+
+def test_upgrade_head_builds_the_schema_once(store):
+    assert current_revision(store) == "0001"
+    upgrade(store)  # already at head: nothing to do, nothing breaks
+    tables = set(inspect(engine_for(store)).get_table_names())
+    assert {"registered_model", "training_run", "training_stage",
+            "training_metrics_history", "training_schedule"} <= tables
+
+
+def test_run_numbers_count_per_model_with_eight_pending_stages(store):
+    with session_maker(store).begin() as session:
+        first = runs.create_run(session, "ranker", {"epochs": 3}, model_type="ranking")
+        second = runs.create_run(session, "ranker", {"epochs": 4})
+        other = runs.create_run(session, "retriever", {})
+        assert (first.run_number, second.run_number, other.run_number) == (1, 2, 1)
+        assert first.name == "ranker-1"
+        assert [s.stage for s in first.stages] == list(STAGES)
+        assert {s.status for s in first.stages} == {"pending"}
+
+
+def test_fifty_concurrent_creations_get_distinct_consecutive_numbers(store):
+    make = session_maker(store)
+
+    def create(index: int) -> int:
+        with make.begin() as session:
+            return runs.create_run(session, "busy-model", {"index": index}).run_number
+
+    with ThreadPoolExecutor(max_workers=50) as pool:
+        numbers = list(pool.map(create, range(50)))
+    assert sorted(numbers) == list(range(1, 51))
+    with make() as session:
+        model = runs.ensure_registered_model(session, "busy-model", None)
+        assert model.last_run_number == 50
+
+
+def test_lifecycle_refuses_going_back_and_repeats_are_no_ops(store):
+    with session_maker(store).begin() as session:
+        run = runs.create_run(session, "m", {})
+        runs.set_status(session, run.id, RunStatus.RUNNING)
+        runs.set_status(session, run.id, RunStatus.RUNNING)  # a retried hook
+        runs.set_status(session, run.id, RunStatus.COMPLETED, blessed=True)
+        assert run.duration_seconds is not None and run.duration_seconds >= 0
+        with pytest.raises(TransitionError, match="is completed; it cannot become running"):
+            runs.set_status(session, run.id, RunStatus.RUNNING)
+
+
+def test_retried_stage_and_epoch_writes_do_not_duplicate_rows(store):
+    with session_maker(store).begin() as session:
+        run = runs.create_run(session, "m", {})
+        for _ in range(2):
+            runs.record_stage(session, run.id, "Trainer", StageStatus.RUNNING)
+            runs.record_epoch(session, run.id, 1, 2, {"loss": 0.5})
+        runs.record_epoch(session, run.id, 1, 2, {"loss": 0.4})
+        run_id = run.id
+    with session_maker(store)() as session:
+        stages = session.scalar(select(func.count()).select_from(TrainingStage)
+                                .where(TrainingStage.run_id == run_id))
+        epochs = session.scalars(select(TrainingMetricsHistory)
+                                 .where(TrainingMetricsHistory.run_id == run_id)).all()
+        run = runs.get_run(session, run_id)
+        assert stages == 8
+        assert [(e.epoch, e.metrics) for e in epochs] == [(1, {"loss": 0.4})]
+        assert (run.current_stage, run.current_epoch, run.total_epochs) == ("Trainer", 1, 2)
+
+
+def test_unknown_run_id_and_stage_are_named(store):
+    with session_maker(store).begin() as session:
+        with pytest.raises(LookupError, match="no training run with id 'nope'"):
+            runs.get_run(session, "nope")
+        run = runs.create_run(session, "m", {})
+        with pytest.raises(ValueError, match="unknown stage 'Trainr'"):
+            runs.record_stage(session, run.id, "Trainr", StageStatus.RUNNING)
