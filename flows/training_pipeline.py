@@ -13,12 +13,28 @@ from tasks.schema_gen.task import generate_schema
 from tasks.shared.config import PipelineConfig
 from tasks.shared.summary import RunSummary
 from tasks.shared.summary_task import summarize_run
+from tasks.shared.tracking import (
+    on_flow_cancelled,
+    on_flow_completion,
+    on_flow_crashed,
+    on_flow_failure,
+    on_flow_running,
+)
 from tasks.statistics_gen.task import generate_statistics
 from tasks.trainer.task import train_model
 from tasks.transform.task import transform_examples
 
 
-@flow(name="training-pipeline", log_prints=True)
+@flow(
+    name="training-pipeline",
+    log_prints=True,
+    # The run record in the state store follows the flow run's state.
+    on_running=[on_flow_running],
+    on_completion=[on_flow_completion],
+    on_failure=[on_flow_failure],
+    on_crashed=[on_flow_crashed],
+    on_cancellation=[on_flow_cancelled],
+)
 def training_pipeline(config: PipelineConfig) -> RunSummary:
     """Train, evaluate and (if blessed) push one model from raw data."""
     examples = generate_examples(config)

@@ -10,8 +10,10 @@ from prefect import get_run_logger, task
 
 from tasks.shared.caching import StageCache, StagePlan, write_marker
 from tasks.shared.progress import advance_progress
+from tasks.shared.records.schemas import StageStatus
 from tasks.shared.refs import StageOutput
 from tasks.shared.tfx_runtime import prepare_tf_environment
+from tasks.shared.tracking import record_cached, record_stage
 
 OutputT = TypeVar("OutputT", bound=StageOutput)
 
@@ -34,7 +36,7 @@ def stage_task(stage: str, planner: Callable[..., StagePlan]) -> Any:
     return task(
         name=stage,
         cache_policy=StageCache(planner=planner),
-        on_completion=[advance_progress],
+        on_completion=[advance_progress, record_cached],
         persist_result=True,
         result_serializer="json",
         retries=0,
@@ -61,17 +63,26 @@ def run_stage(
     *args: Any,
 ) -> OutputT:
     """Plan and run a stage core, turn any failure into a StageError, then write the marker."""
+    from prefect.runtime import flow_run
+
     logger = get_run_logger()
     started = time.monotonic()
+    flow_run_id = flow_run.get_id()
+    record_stage(flow_run_id, stage, StageStatus.RUNNING)
     prepare_tf_environment()  # before anything in the stage can import TensorFlow
     try:
         plan = planner(*args)
         logger.info("%s writing to %s", stage, plan.output_dir)
         output = core(plan, *args)
-    except StageError:
-        raise
     except Exception as exc:  # every failure must name its stage for the run record
-        raise StageError(stage, describe_error(exc)) from exc
+        error = exc if isinstance(exc, StageError) else StageError(stage, describe_error(exc))
+        record_stage(flow_run_id, stage, StageStatus.FAILED,
+                     seconds=time.monotonic() - started, message=error.problem)
+        if error is exc:
+            raise
+        raise error from exc
     write_marker(plan, output)
-    logger.info("%s finished in %.1fs", stage, time.monotonic() - started)
+    seconds = time.monotonic() - started
+    record_stage(flow_run_id, stage, StageStatus.COMPLETED, seconds=seconds)
+    logger.info("%s finished in %.1fs", stage, seconds)
     return output

@@ -40,6 +40,23 @@ def _assert_failed_at(state, stage: str, problem: str, root: Path) -> None:
     assert f"{stage} failed: " in state.message, state.message
     assert problem in state.message, state.message
     assert not (root / "serving").exists()  # nothing pushed
+    _assert_recorded_failed_at(state, stage, problem)
+
+
+def _assert_recorded_failed_at(state, stage: str, problem: str) -> None:
+    """The state store shows the failed stage and why; later stages are skipped."""
+    from tasks.shared.records import runs
+    from tasks.shared.records.schemas import STAGES
+    from tasks.shared.tracking import sessions
+
+    with sessions()() as session:
+        run = runs.run_for_flow_run(session, str(state.state_details.flow_run_id))
+        assert run is not None and run.status == "failed"
+        assert run.error_stage == stage and problem in run.error_message
+        statuses = {s.stage: s.status for s in run.stages}
+        failed_at = STAGES.index(stage)
+        assert statuses[stage] == "failed" and problem in run.stages[failed_at].message
+        assert all(statuses[s] == "skipped" for s in STAGES[failed_at + 1:])
 
 
 def _copy_data(src: Path, dst: Path) -> Path:

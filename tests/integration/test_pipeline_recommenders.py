@@ -71,14 +71,14 @@ def runs(prefect_harness, tiny_interactions, tmp_path_factory):
         config = _config(tiny_interactions, root, model_type)
         state = training_pipeline(config, return_state=True)
         assert state.is_completed(), state.message
-        results[model_type] = (config, state.result())
+        results[model_type] = (config, state.result(), str(state.state_details.flow_run_id))
     return root, results
 
 
 @pytest.mark.parametrize("model_type", ["retrieval", "ranking", "multitask"])
 def test_first_run_is_blessed_by_thresholds_only_and_pushed(runs, model_type):
     _, results = runs
-    config, summary = results[model_type]
+    config, summary, _ = results[model_type]
     assert summary.outcome == "pushed" and summary.push.registered_version == "1"
     rules = {rule.rule: rule for rule in summary.blessing.rules}
     assert rules["first_run"].passed and "no baseline" in rules["first_run"].message
@@ -94,17 +94,26 @@ def test_trainer_records_every_epoch(runs):
     from tasks.trainer.epochs import read_epochs
 
     root, results = runs
-    config, _ = results["retrieval"]
+    config, _, _ = results["retrieval"]
     run_dir = next((Path(config.pipeline_root) / config.model_name / "Trainer").glob("*/model_run"))
     epochs = read_epochs(str(run_dir))
     assert [e.epoch for e in epochs] == [1, 2, 3]
     assert all({"loss", "val_loss", "val_recall_at_100"} <= set(e.metrics) for e in epochs)
     assert epochs[-1].metrics["loss"] < epochs[0].metrics["loss"]
+    # the same epochs, as they finished, in the state store
+    from tasks.shared.records import runs
+    from tasks.shared.tracking import sessions
+
+    with sessions()() as session:
+        record = runs.run_for_flow_run(session, results["retrieval"][2])
+        assert [(e.epoch, e.metrics["loss"]) for e in record.epochs] == [
+            (e.epoch, e.metrics["loss"]) for e in epochs]
+        assert (record.current_epoch, record.total_epochs) == (3, 3)
 
 
 def test_retrieval_model_answers_top_k_product_ids_for_a_buyer(runs, tiny_interactions):
     _, results = runs
-    _, summary = results["retrieval"]
+    _, summary, _ = results["retrieval"]
     model = _load_serving(summary.push.serving_uri)
     answer = model.signatures["serving_default"](**_request(["buyer_id", "city", "timestamp"]))
     ids = [x.decode() for x in answer["candidate_ids"].numpy()[0]]
@@ -117,7 +126,7 @@ def test_retrieval_model_answers_top_k_product_ids_for_a_buyer(runs, tiny_intera
 
 def test_retrieval_model_dir_has_query_candidate_models_and_index(runs):
     _, results = runs
-    config, _ = results["retrieval"]
+    config, _, _ = results["retrieval"]
     model_dir = next((Path(config.pipeline_root) / config.model_name / "Trainer").glob("*/model"))
     index = _load_serving(str(model_dir / "index"))
     query = _load_serving(str(model_dir / "query_model"))
@@ -140,7 +149,7 @@ def test_retrieval_model_dir_has_query_candidate_models_and_index(runs):
 @pytest.mark.parametrize("model_type", ["ranking", "multitask"])
 def test_ranking_models_answer_a_score_for_a_buyer_and_product(runs, model_type):
     _, results = runs
-    _, summary = results[model_type]
+    _, summary, _ = results[model_type]
     model = _load_serving(summary.push.serving_uri)
     columns = ["buyer_id", "city", "timestamp", "product_id", "category"]
     signature = "serving_default" if model_type == "ranking" else "rank"
@@ -167,6 +176,7 @@ def test_worse_model_is_refused_then_force_blessed_with_its_reason(runs, tiny_in
     assert summary.blessing.baseline_version == "1"
     assert not summary.push.pushed
     assert registry.champion(config.model_name).version == "1"
+    assert _record(state).status == "not_blessed" and _record(state).blessed is False
 
     forced = weak | {"evaluator": {**weak["evaluator"],
                                    "force_bless": {"reason": "catalogue migration, INC-42"}}}
@@ -180,3 +190,15 @@ def test_worse_model_is_refused_then_force_blessed_with_its_reason(runs, tiny_in
     version = registry.client().get_model_version(config.model_name, "2")
     assert version.tags["retrain.forced_reason"] == "catalogue migration, INC-42"
     assert registry.champion(config.model_name).version == "2"
+    record = _record(state)
+    assert record.status == "completed" and record.forced_reason == "catalogue migration, INC-42"
+    assert record.registered_version == "2"
+
+
+def _record(state):
+    """The state store's record of a finished flow run."""
+    from tasks.shared.records import runs
+    from tasks.shared.tracking import sessions
+
+    with sessions()() as session:
+        return runs.run_for_flow_run(session, str(state.state_details.flow_run_id))

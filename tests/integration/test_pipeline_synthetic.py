@@ -114,6 +114,37 @@ def test_stage_outputs_end_with_a_completion_marker(first_run):
         assert json.loads(markers[0].read_text())["stage"] == stage
 
 
+def _latest_record(model_name: str):
+    from sqlalchemy import select
+
+    from tasks.shared.records.orm import RegisteredModel, TrainingRun
+    from tasks.shared.tracking import sessions
+
+    session = sessions()()
+    return session.execute(
+        select(TrainingRun).join(RegisteredModel)
+        .where(RegisteredModel.name == model_name)
+        .order_by(TrainingRun.run_number.desc())
+    ).scalars().first()
+
+
+def test_the_run_is_recorded_in_the_state_store(first_run):
+    from tasks.shared.records import runs
+    from tasks.shared.tracking import sessions
+
+    config, summary, _, flow_run_id = first_run
+    with sessions()() as session:
+        run = runs.run_for_flow_run(session, str(flow_run_id))
+        assert run is not None and run.status == "completed"
+        assert run.config["model_name"] == config.model_name
+        assert [(s.stage, s.status) for s in run.stages] == [(s, "completed") for s in STAGES]
+        assert all(s.seconds is not None and s.seconds >= 0 for s in run.stages)
+        assert run.registered_version == summary.push.registered_version
+        assert run.metrics["MeanAbsoluteError"] == summary.metrics["MeanAbsoluteError"]
+        assert run.blessed is True and run.error_stage is None
+        assert run.duration_seconds > 0 and run.current_stage == "Pusher"
+
+
 def test_identical_rerun_is_cached_without_importing_tensorflow(first_run, tiny_interactions):
     """A fresh process re-runs the same config: every stage Cached, TF never imported."""
     config, summary, root, _ = first_run
@@ -139,6 +170,10 @@ def test_identical_rerun_is_cached_without_importing_tensorflow(first_run, tiny_
     assert outcome["states"] == ["Cached"] * len(STAGES)
     assert outcome["version"] == summary.push.registered_version  # no duplicate version
     assert outcome["tf"] is False
+    # the re-run is a run of its own in the store: next number, every stage cached
+    record = _latest_record(config.model_name)
+    assert record.run_number >= 2 and record.status == "completed"
+    assert [s.status for s in record.stages] == ["cached"] * len(STAGES)
 
 
 def test_changing_trainer_config_reruns_trainer_and_downstream_only(

@@ -1,0 +1,153 @@
+"""Lifecycle sync: the flow, its stage tasks and the trainer write the run record as they go.
+
+The record is found by the Prefect flow run id, so tasks need no extra parameter. Writes
+are idempotent (see `records/runs.py`): a retried task or hook never duplicates rows. A
+failure to write the record is logged and never fails the pipeline itself.
+"""
+
+from __future__ import annotations
+
+import logging
+from functools import lru_cache
+from typing import Any
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from tasks.shared.config import PipelineConfig
+from tasks.shared.records import runs
+from tasks.shared.records.schemas import RunStatus, StageStatus
+from tasks.shared.refs import EpochMetrics
+from tasks.shared.settings import get_settings
+
+logger = logging.getLogger("retrain.tracking")
+
+
+@lru_cache(maxsize=4)
+def _sessions(url: str) -> sessionmaker[Session]:
+    from tasks.shared.records.database import session_maker
+    from tasks.shared.records.migrate import upgrade
+
+    upgrade(url)  # once per process and store: the embedded default needs no set-up step
+    return session_maker(url)
+
+
+def sessions() -> sessionmaker[Session]:
+    """Sessions on this process's store (migrated on first use)."""
+    return _sessions(get_settings().resolved_database_url())
+
+
+def open_run(config: PipelineConfig, flow_run_id: str, flow_run_name: str | None = None) -> str:
+    """The run record of this flow run (created on first call), marked running."""
+    with sessions().begin() as session:
+        run = runs.run_for_flow_run(session, flow_run_id)
+        if run is None:
+            run = runs.create_run(
+                session, config.model_name, config.model_dump(mode="json", by_alias=True),
+                model_type=config.model.type if config.model else "user_module",
+                flow_run_id=flow_run_id,
+            )
+        runs.set_status(session, run.id, RunStatus.RUNNING)
+        return run.id
+
+
+def _with_run(flow_run_id: Any, action) -> None:
+    """Apply `action(session, run)` to the flow run's record, if it has one."""
+    if flow_run_id is None:
+        return
+    try:
+        with sessions().begin() as session:
+            run = runs.run_for_flow_run(session, str(flow_run_id))
+            if run is not None:
+                action(session, run)
+    except Exception:  # the record is advisory to the pipeline; never fail a stage over it
+        logger.warning("could not update the run record", exc_info=True)
+
+
+def record_stage(flow_run_id: Any, stage: str, status: StageStatus, *,
+                 seconds: float | None = None, message: str | None = None) -> None:
+    """A stage started, finished, hit the cache or failed."""
+    _with_run(flow_run_id, lambda s, run: runs.record_stage(
+        s, run.id, stage, status, seconds=seconds, message=message))
+
+
+def record_cached(task: Any, task_run: Any, state: Any) -> None:
+    """on_completion hook of stage tasks: a cache hit never runs the task body."""
+    if state.name == "Cached":
+        record_stage(task_run.flow_run_id, task.name, StageStatus.CACHED, seconds=0.0)
+
+
+class StoreEpochSink:
+    """Epoch sink (tasks.trainer.epochs) that writes each epoch to the run record."""
+
+    def __init__(self, flow_run_id: Any):
+        self._flow_run_id = flow_run_id
+
+    def on_epoch(self, record: EpochMetrics) -> None:
+        """One TrainingMetricsHistory row per epoch; a retried epoch replaces its row."""
+        _with_run(self._flow_run_id, lambda s, run: runs.record_epoch(
+            s, run.id, record.epoch, record.total_epochs, record.metrics, record.seconds))
+
+
+def _end(flow_run: Any, status: RunStatus, message: str | None) -> None:
+    def action(session: Session, run) -> None:
+        failed = next((s for s in run.stages if s.status in ("running", "failed")), None)
+        for stage in run.stages:
+            if stage.status in ("pending", "running"):
+                runs.record_stage(session, run.id, stage.stage, StageStatus.SKIPPED
+                                  if stage.status == "pending" else StageStatus.FAILED)
+        runs.set_status(
+            session, run.id, status,
+            error_stage=failed.stage if failed else run.current_stage,
+            error_message=(message or status.value)[:4000],
+        )
+    _with_run(flow_run.id, action)
+
+
+def on_flow_running(flow: Any, flow_run: Any, state: Any) -> None:
+    """Flow hook: create (or resume) the run record as the flow starts running."""
+    try:
+        config = PipelineConfig.model_validate(flow_run.parameters["config"])
+        open_run(config, str(flow_run.id), flow_run.name)
+    except Exception:
+        logger.warning("could not open the run record", exc_info=True)
+
+
+def on_flow_failure(flow: Any, flow_run: Any, state: Any) -> None:
+    """Flow hook: the run failed (a stage raised)."""
+    _end(flow_run, RunStatus.FAILED, state.message)
+
+
+def on_flow_crashed(flow: Any, flow_run: Any, state: Any) -> None:
+    """Flow hook: the process or infrastructure died."""
+    _end(flow_run, RunStatus.CRASHED, state.message)
+
+
+def on_flow_cancelled(flow: Any, flow_run: Any, state: Any) -> None:
+    """Flow hook: the run was cancelled."""
+    _end(flow_run, RunStatus.CANCELLED, state.message)
+
+
+def on_flow_completion(flow: Any, flow_run: Any, state: Any) -> None:
+    """Flow hook: completed (pushed) or not blessed, with metrics, blessing and version."""
+    try:
+        summary = state.result(raise_on_failure=False)
+    except Exception:
+        summary = None
+
+    def action(session: Session, run) -> None:
+        fields: dict[str, Any] = {}
+        if summary is not None and hasattr(summary, "metrics"):
+            blessing = summary.blessing
+            fields = {
+                "metrics": summary.metrics,
+                "blessed": summary.blessed,
+                "blessing": blessing.model_dump(mode="json") if blessing else None,
+                "forced_reason": blessing.forced_reason if blessing else None,
+                "registered_version": summary.push.registered_version,
+                "mlflow_run_id": summary.push.mlflow_run_id,
+                "artifacts": {"serving_uri": summary.push.serving_uri,
+                              "statistics_report": summary.statistics_report},
+            }
+        status = RunStatus.NOT_BLESSED if state.name == "NotBlessed" else RunStatus.COMPLETED
+        runs.set_status(session, run.id, status, **fields)
+    _with_run(flow_run.id, action)
