@@ -140,7 +140,7 @@ def test_the_run_is_recorded_in_the_state_store(first_run):
         assert [(s.stage, s.status) for s in run.stages] == [(s, "completed") for s in STAGES]
         assert all(s.seconds is not None and s.seconds >= 0 for s in run.stages)
         assert run.registered_version == summary.push.registered_version
-        assert run.metrics["MeanAbsoluteError"] == summary.metrics["MeanAbsoluteError"]
+        assert run.metrics == summary.metrics and "mean_absolute_error" in run.metrics
         assert run.blessed is True and run.error_stage is None
         assert run.duration_seconds > 0 and run.current_stage == "Pusher"
 
