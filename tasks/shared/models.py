@@ -157,6 +157,13 @@ class GpuConfig(_Config):
     type: str | None = Field(
         default=None, description="Accelerator type, e.g. nvidia-tesla-t4 (for the work pool)."
     )
+    preemptible: bool = Field(
+        default=False, description="Spot/preemptible nodes: cheaper, may be interrupted."
+    )
+    machine_type: str | None = Field(
+        default=None, description="Machine type of the trainer node, e.g. n1-standard-16 "
+        "(cost estimates)."
+    )
 
 
 class RecommenderSpec(_Config):

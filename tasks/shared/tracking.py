@@ -88,6 +88,23 @@ class StoreEpochSink:
             s, run.id, record.epoch, record.total_epochs, record.metrics, record.seconds))
 
 
+def _record_cost(run) -> None:
+    """The run's cost from its GPU config and duration (seed 003's price table)."""
+    from tasks.shared.costs import actual_cost
+
+    gpu = (run.config or {}).get("gpu") or {}
+    if run.duration_seconds is None:
+        return
+    try:
+        run.cost = actual_cost(
+            enabled=gpu.get("enabled", False), count=gpu.get("count", 1), type=gpu.get("type"),
+            preemptible=gpu.get("preemptible", False), machine_type=gpu.get("machine_type"),
+            seconds=run.duration_seconds,
+        )
+    except ValueError as exc:  # an unpriced machine leaves the cost empty, and says why
+        logger.warning("no cost for run %s: %s", run.name, exc)
+
+
 def _end(flow_run: Any, status: RunStatus, message: str | None) -> None:
     def action(session: Session, run) -> None:
         failed = next((s for s in run.stages if s.status in ("running", "failed")), None)
@@ -100,6 +117,7 @@ def _end(flow_run: Any, status: RunStatus, message: str | None) -> None:
             error_stage=failed.stage if failed else run.current_stage,
             error_message=(message or status.value)[:4000],
         )
+        _record_cost(run)
     _with_run(flow_run.id, action)
 
 
@@ -150,4 +168,5 @@ def on_flow_completion(flow: Any, flow_run: Any, state: Any) -> None:
             }
         status = RunStatus.NOT_BLESSED if state.name == "NotBlessed" else RunStatus.COMPLETED
         runs.set_status(session, run.id, status, **fields)
+        _record_cost(run)
     _with_run(flow_run.id, action)

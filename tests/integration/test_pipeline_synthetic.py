@@ -143,6 +143,8 @@ def test_the_run_is_recorded_in_the_state_store(first_run):
         assert run.metrics == summary.metrics and "mean_absolute_error" in run.metrics
         assert run.blessed is True and run.error_stage is None
         assert run.duration_seconds > 0 and run.current_stage == "Pusher"
+        # CPU-only on the default machine (n1-standard-8, $0.38/h), billed for its duration
+        assert run.cost == pytest.approx(0.38 * run.duration_seconds / 3600, rel=1e-6)
 
 
 def test_identical_rerun_is_cached_without_importing_tensorflow(first_run, tiny_interactions):
