@@ -23,6 +23,15 @@ class _Config(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def check_model_name(value: str) -> str:
+    """A registered model name: 1-63 lowercase letters, digits, - or _ (ValueError if not)."""
+    if not _NAME_RE.match(value):
+        raise ValueError(
+            f"model_name {value!r} must be 1-63 chars of lowercase letters, digits, - or _"
+        )
+    return value
+
+
 def is_remote(uri: str) -> bool:
     """True for object-store URIs (gs://, s3://) that the local filesystem cannot see."""
     return "://" in uri and not uri.startswith("file://")
@@ -318,14 +327,7 @@ class PipelineConfig(_Config):
 
     _absolute_root = field_validator("pipeline_root")(absolute)
 
-    @field_validator("model_name")
-    @classmethod
-    def _check_name(cls, value: str) -> str:
-        if not _NAME_RE.match(value):
-            raise ValueError(
-                f"model_name {value!r} must be 1-63 chars of lowercase letters, digits, - or _"
-            )
-        return value
+    _check_name = field_validator("model_name")(check_model_name)
 
     @model_validator(mode="after")
     def _check_model(self) -> PipelineConfig:

@@ -175,3 +175,29 @@ def record_epoch(
     run.total_epochs = total_epochs
     session.flush()
     return row
+
+
+def list_runs(
+    session: Session, *, model_name: str | None = None, status: RunStatus | None = None,
+    limit: int = 50,
+) -> list[TrainingRun]:
+    """Newest runs first, optionally of one model name and/or one status."""
+    query = select(TrainingRun).join(RegisteredModel).order_by(TrainingRun.created.desc(),
+                                                               TrainingRun.run_number.desc())
+    if model_name is not None:
+        query = query.where(RegisteredModel.name == model_name)
+    if status is not None:
+        query = query.where(TrainingRun.status == status.value)
+    return list(session.execute(query.limit(limit)).scalars())
+
+
+def list_models(session: Session) -> list[RegisteredModel]:
+    """Every registered model, by name."""
+    return list(session.execute(select(RegisteredModel).order_by(RegisteredModel.name)).scalars())
+
+
+def model_by_name(session: Session, name: str) -> RegisteredModel | None:
+    """The registered model of this name, if there is one."""
+    return session.execute(
+        select(RegisteredModel).where(RegisteredModel.name == name)
+    ).scalar_one_or_none()

@@ -1,0 +1,87 @@
+"""`retrain` CLI over a real store: listing with the stage bar, one run, names, exit codes."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tasks.shared.records import runs
+from tasks.shared.records.database import session_maker
+from tasks.shared.records.migrate import upgrade
+from tasks.shared.records.schemas import RunStatus, StageStatus
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+@pytest.fixture
+def store(tmp_path) -> str:
+    """A store with one failed and one finished run of `ranker`."""
+    url = f"sqlite:///{tmp_path / 'state.db'}"
+    upgrade(url)
+    with session_maker(url).begin() as session:
+        failed = runs.create_run(session, "ranker", {"epochs": 2}, model_type="ranking")
+        runs.set_status(session, failed.id, RunStatus.RUNNING)
+        runs.record_stage(session, failed.id, "ExampleGen", StageStatus.CACHED, seconds=0.0)
+        runs.record_stage(session, failed.id, "StatisticsGen", StageStatus.FAILED, seconds=1.5,
+                          message="label column 'ratng' not in the data")
+        runs.set_status(session, failed.id, RunStatus.FAILED, error_stage="StatisticsGen",
+                        error_message="StatisticsGen failed: label column 'ratng' not in the data")
+        done = runs.create_run(session, "ranker", {"epochs": 2})
+        runs.set_status(session, done.id, RunStatus.RUNNING)
+        runs.record_epoch(session, done.id, 1, 2, {"loss": 0.9})
+        runs.record_epoch(session, done.id, 2, 2, {"loss": 0.7})
+        runs.set_status(session, done.id, RunStatus.COMPLETED, metrics={"rmse": 0.81},
+                        blessed=True, registered_version="1")
+    return url
+
+
+def _cli(url: str, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "RETRAIN_DATABASE_URL": url}
+    return subprocess.run([sys.executable, "-m", "flows.cli", *args], capture_output=True,
+                          text=True, env=env, cwd=REPO, timeout=120)
+
+
+def test_list_shows_each_run_with_its_eight_segment_stage_bar(store):
+    result = _cli(store, "runs", "list", "--model", "ranker")
+    assert result.returncode == 0, result.stderr
+    rows = result.stdout.splitlines()[1:-1]  # between the header and the legend
+    assert len(rows) == 2  # newest first: run 2, then run 1
+    assert " 2  completed " in rows[0] and "[........]" in rows[0]
+    assert " 1  failed " in rows[1] and "[=X......]" in rows[1]
+    only_failed = _cli(store, "runs", "list", "--status", "failed").stdout.splitlines()[1:-1]
+    assert len(only_failed) == 1 and " failed " in only_failed[0]
+
+
+def test_show_prints_stages_error_epochs_and_blessing(store):
+    with session_maker(store)() as session:
+        failed, done = sorted(runs.list_runs(session), key=lambda r: r.run_number)
+    shown = _cli(store, "runs", "show", failed.id)
+    assert shown.returncode == 0, shown.stderr
+    assert "ranker-1  (#1 of ranker)  failed" in shown.stdout
+    assert "StatisticsGen: StatisticsGen failed: label column 'ratng'" in shown.stdout
+    done_out = _cli(store, "runs", "show", done.id).stdout
+    assert "rmse = 0.8100" in done_out and "blessed  True" in done_out
+    assert "0.9000" in done_out and "0.7000" in done_out  # the epoch table
+
+
+def test_unknown_run_id_exits_2_naming_it(store):
+    result = _cli(store, "runs", "show", "no-such-run")
+    assert result.returncode == 2
+    assert "no training run with id 'no-such-run'" in result.stderr
+
+
+def test_check_name_free_taken_and_invalid(store):
+    assert _cli(store, "models", "check-name", "new-model").returncode == 0
+    taken = _cli(store, "models", "check-name", "ranker")
+    assert taken.returncode == 3 and "taken (2 runs)" in taken.stdout
+    invalid = _cli(store, "models", "check-name", "Bad Name")
+    assert invalid.returncode == 2 and "must be 1-63 chars" in invalid.stderr
+
+
+def test_db_upgrade_reports_the_revision(tmp_path):
+    result = _cli(f"sqlite:///{tmp_path / 'fresh.db'}", "db", "upgrade")
+    assert result.returncode == 0 and "revision 0001" in result.stdout
