@@ -6,16 +6,8 @@ import logging
 from typing import Any
 from uuid import UUID
 
-STAGES = (
-    "ExampleGen",
-    "StatisticsGen",
-    "SchemaGen",
-    "ExampleValidator",
-    "Transform",
-    "Trainer",
-    "Evaluator",
-    "Pusher",
-)
+from tasks.shared.records.schemas import STAGES
+
 _artifact_ids: dict[UUID, UUID] = {}
 logger = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 from prefect.runtime import flow_run
 
 from tasks.shared.config import PipelineConfig
-from tasks.shared.progress import STAGES
+from tasks.shared.records.schemas import STAGES
 from tasks.shared.refs import EvaluationOutput, PushOutput, StatisticsOutput, ValidationOutput
 from tasks.shared.summary import RunSummary, StageTiming, build_summary, render_markdown
 
