@@ -35,8 +35,12 @@ from tasks.transform.task import transform_examples
     on_crashed=[on_flow_crashed],
     on_cancellation=[on_flow_cancelled],
 )
-def training_pipeline(config: PipelineConfig) -> RunSummary:
-    """Train, evaluate and (if blessed) push one model from raw data."""
+def training_pipeline(config: PipelineConfig, run_id: str | None = None) -> RunSummary:
+    """Train, evaluate and (if blessed) push one model from raw data.
+
+    `run_id` names the state-store record this flow run fills (made beforehand by
+    `retrain runs start/rerun` or a schedule); empty, the run hooks create one.
+    """
     examples = generate_examples(config)
     statistics = generate_statistics(config, examples)
     schema = generate_schema(config, statistics)

@@ -28,7 +28,7 @@ def _push_and_register(
     if not push.pushed:
         return push
     tags = {
-        "retrain.flow_run_id": str(flow_run.get_id() or ""),
+        registry.FLOW_RUN_ID_TAG: str(flow_run.get_id() or ""),
         "retrain.run_name": str(flow_run.get_name() or ""),
         "retrain.model_fingerprint": trainer.fingerprint,
         "retrain.serving_version": push.version or "",

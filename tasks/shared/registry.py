@@ -19,6 +19,7 @@ CHAMPION = "champion"
 MODEL_URI_TAG = "retrain.model_uri"
 SERVING_URI_TAG = "retrain.serving_uri"
 SERVING_VERSION_TAG = "retrain.serving_version"
+FLOW_RUN_ID_TAG = "retrain.flow_run_id"
 
 
 def client() -> Any:
@@ -134,3 +135,40 @@ def register_push(
     return push.model_copy(
         update={"mlflow_run_id": run_id, "registered_version": str(version.version)}
     )
+
+
+class RegistryState(BaseModel):
+    """What the registry says of a model name: its versions and which one serves."""
+
+    versions: list[str] = Field(description="Registered versions, oldest first.")
+    champion: str | None = Field(description="Version carrying the champion alias, if any.")
+    flow_run_versions: dict[str, str] = Field(
+        description="Prefect flow run id (the retrain.flow_run_id tag) → version it pushed."
+    )
+
+    @property
+    def latest(self) -> str | None:
+        """The newest registered version."""
+        return self.versions[-1] if self.versions else None
+
+
+def registry_state(model_name: str) -> RegistryState:
+    """Versions and champion of `model_name` (empty when it was never registered)."""
+    mlflow_client = client()
+    found = mlflow_client.search_model_versions(f"name = '{model_name}'")
+    versions = sorted(found, key=lambda v: int(v.version))
+    champion_version = next(
+        (str(v.version) for v in versions if CHAMPION in (getattr(v, "aliases", None) or [])),
+        None,
+    )
+    return RegistryState(
+        versions=[str(v.version) for v in versions],
+        champion=champion_version,
+        flow_run_versions={v.tags[FLOW_RUN_ID_TAG]: str(v.version) for v in versions
+                           if v.tags.get(FLOW_RUN_ID_TAG)},
+    )
+
+
+def delete_version(model_name: str, version: str) -> None:
+    """Remove one registered version (never the champion: callers check first)."""
+    client().delete_model_version(model_name, version)

@@ -83,6 +83,7 @@ def run_stage(
         raise error from exc
     write_marker(plan, output)
     seconds = time.monotonic() - started
-    record_stage(flow_run_id, stage, StageStatus.COMPLETED, seconds=seconds)
+    record_stage(flow_run_id, stage, StageStatus.COMPLETED, seconds=seconds,
+                 output_uri=plan.output_dir)
     logger.info("%s finished in %.1fs", stage, seconds)
     return output

@@ -36,18 +36,33 @@ def sessions() -> sessionmaker[Session]:
     return _sessions(get_settings().resolved_database_url())
 
 
-def open_run(config: PipelineConfig, flow_run_id: str, flow_run_name: str | None = None) -> str:
-    """The run record of this flow run (created on first call), marked running."""
+def open_run(config: PipelineConfig, flow_run_id: str, run_id: str | None = None) -> str:
+    """The run record of this flow run, marked running.
+
+    `run_id` names a record made beforehand (`retrain runs start/rerun`, a schedule); the
+    flow run is attached to it. Without one, the record is created on first call.
+    """
     with sessions().begin() as session:
         run = runs.run_for_flow_run(session, flow_run_id)
+        if run is None and run_id is not None:
+            run = runs.get_run(session, run_id)
+            if run.flow_run_id not in (None, flow_run_id):
+                raise ValueError(
+                    f"run {run.name} #{run.run_number} belongs to flow run {run.flow_run_id}"
+                )
+            run.flow_run_id = flow_run_id
         if run is None:
             run = runs.create_run(
                 session, config.model_name, config.model_dump(mode="json", by_alias=True),
-                model_type=config.model.type if config.model else "user_module",
-                flow_run_id=flow_run_id,
+                model_type=model_type_of(config), flow_run_id=flow_run_id,
             )
         runs.set_status(session, run.id, RunStatus.RUNNING)
         return run.id
+
+
+def model_type_of(config: PipelineConfig) -> str:
+    """The registered model's type: the recommender's, or `user_module`."""
+    return config.model.type if config.model else "user_module"
 
 
 def _with_run(flow_run_id: Any, action) -> None:
@@ -64,16 +79,27 @@ def _with_run(flow_run_id: Any, action) -> None:
 
 
 def record_stage(flow_run_id: Any, stage: str, status: StageStatus, *,
-                 seconds: float | None = None, message: str | None = None) -> None:
+                 seconds: float | None = None, message: str | None = None,
+                 output_uri: str | None = None) -> None:
     """A stage started, finished, hit the cache or failed."""
     _with_run(flow_run_id, lambda s, run: runs.record_stage(
-        s, run.id, stage, status, seconds=seconds, message=message))
+        s, run.id, stage, status, seconds=seconds, message=message, output_uri=output_uri))
 
 
 def record_cached(task: Any, task_run: Any, state: Any) -> None:
     """on_completion hook of stage tasks: a cache hit never runs the task body."""
-    if state.name == "Cached":
-        record_stage(task_run.flow_run_id, task.name, StageStatus.CACHED, seconds=0.0)
+    if state.name != "Cached":
+        return
+    output_uri = None
+    try:
+        output = state.result(raise_on_failure=False)
+        # Artifacts live at <output_dir>/<key>: the shared output directory of the producer.
+        uris = [artifact.uri for artifact in output.artifacts.values()]
+        output_uri = uris[0].rstrip("/").rsplit("/", 1)[0] if uris else None
+    except Exception:  # the stage row is still worth recording without its directory
+        logger.warning("could not read the cached output of %s", task.name, exc_info=True)
+    record_stage(task_run.flow_run_id, task.name, StageStatus.CACHED, seconds=0.0,
+                 output_uri=output_uri)
 
 
 class StoreEpochSink:
@@ -107,16 +133,7 @@ def _record_cost(run) -> None:
 
 def _end(flow_run: Any, status: RunStatus, message: str | None) -> None:
     def action(session: Session, run) -> None:
-        failed = next((s for s in run.stages if s.status in ("running", "failed")), None)
-        for stage in run.stages:
-            if stage.status in ("pending", "running"):
-                runs.record_stage(session, run.id, stage.stage, StageStatus.SKIPPED
-                                  if stage.status == "pending" else StageStatus.FAILED)
-        runs.set_status(
-            session, run.id, status,
-            error_stage=failed.stage if failed else run.current_stage,
-            error_message=(message or status.value)[:4000],
-        )
+        runs.end_run(session, run.id, status, message)
         _record_cost(run)
     _with_run(flow_run.id, action)
 
@@ -125,7 +142,7 @@ def on_flow_running(flow: Any, flow_run: Any, state: Any) -> None:
     """Flow hook: create (or resume) the run record as the flow starts running."""
     try:
         config = PipelineConfig.model_validate(flow_run.parameters["config"])
-        open_run(config, str(flow_run.id), flow_run.name)
+        open_run(config, str(flow_run.id), flow_run.parameters.get("run_id"))
     except Exception:
         logger.warning("could not open the run record", exc_info=True)
 
@@ -168,5 +185,8 @@ def on_flow_completion(flow: Any, flow_run: Any, state: Any) -> None:
             }
         status = RunStatus.NOT_BLESSED if state.name == "NotBlessed" else RunStatus.COMPLETED
         runs.set_status(session, run.id, status, **fields)
+        if fields.get("registered_version"):
+            # The Pusher made this version the champion: it is the one serving now.
+            runs.mark_deployed(session, run.registered_model, fields["registered_version"])
         _record_cost(run)
     _with_run(flow_run.id, action)

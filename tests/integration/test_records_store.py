@@ -9,7 +9,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from sqlalchemy import func, inspect, select
+from sqlalchemy import func, inspect, select, text
 
 from tasks.shared.records import runs
 from tasks.shared.records.database import engine_for, session_maker
@@ -32,11 +32,40 @@ def store(request, tmp_path) -> str:
 
 
 def test_upgrade_head_builds_the_schema_once(store):
-    assert current_revision(store) == "0001"
+    assert current_revision(store) == "0002"
     upgrade(store)  # already at head: nothing to do, nothing breaks
     tables = set(inspect(engine_for(store)).get_table_names())
     assert {"registered_model", "training_run", "training_stage",
             "training_metrics_history", "training_schedule"} <= tables
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_upgrade_from_the_previous_revision_keeps_every_row(request, tmp_path, backend):
+    url = (f"sqlite:///{tmp_path / 'old.db'}" if backend == "sqlite"
+           else request.getfixturevalue("postgres_db"))
+    upgrade(url, "0001")
+    assert current_revision(url) == "0001"
+    with engine_for(url).begin() as connection:  # a store written by the 0001 code
+        connection.execute(text(
+            "INSERT INTO registered_model (id, name, model_type, last_run_number, deployed) "
+            "VALUES ('m1', 'ranker', 'ranking', 1, false)"))
+        connection.execute(text(
+            "INSERT INTO training_run (id, registered_model_id, name, run_number, config, status) "
+            "VALUES ('r1', 'm1', 'ranker', 1, '{\"epochs\": 3}', 'completed')"))
+        connection.execute(text(
+            "INSERT INTO training_stage (id, run_id, stage, position, status) "
+            "VALUES ('s1', 'r1', 'ExampleGen', 0, 'completed')"))
+    upgrade(url)
+    assert current_revision(url) == "0002"
+    with session_maker(url)() as session:
+        run = runs.get_run(session, "r1")
+        assert (run.name, run.run_number, run.config, run.status) == (
+            "ranker", 1, {"epochs": 3}, "completed")
+        assert run.deployed is False and run.deleted_at is None and run.edited_config is None
+        assert [s.stage for s in run.stages] == ["ExampleGen"] and run.stages[0].output_uri is None
+        assert runs.list_runs(session) == [run]
+    with session_maker(url).begin() as session:  # and the next run number continues from it
+        assert runs.create_run(session, "ranker", {}).run_number == 2
 
 
 def test_run_numbers_count_per_model_with_eight_pending_stages(store):
@@ -45,7 +74,7 @@ def test_run_numbers_count_per_model_with_eight_pending_stages(store):
         second = runs.create_run(session, "ranker", {"epochs": 4})
         other = runs.create_run(session, "retriever", {})
         assert (first.run_number, second.run_number, other.run_number) == (1, 2, 1)
-        assert first.name == "ranker-1"
+        assert first.name == "ranker" and first.run_number == 1
         assert [s.stage for s in first.stages] == list(STAGES)
         assert {s.status for s in first.stages} == {"pending"}
 

@@ -25,10 +25,23 @@ def alembic_config(url: str) -> Config:
 def upgrade(url: str | None = None, revision: str = "head") -> None:
     """Bring the store at `url` (default: settings) up to `revision`."""
     url = url or get_settings().resolved_database_url()
-    with engine_for(url).begin() as connection:
-        config = alembic_config(url)
-        config.attributes["connection"] = connection
-        command.upgrade(config, revision)
+    with engine_for(url).connect() as connection:
+        sqlite = connection.dialect.name == "sqlite"
+        if sqlite:
+            # SQLite alters a table by copying it and dropping the original; with foreign
+            # keys on, that drop would cascade-delete every child row (stages, epochs).
+            # The pragma only takes effect outside a transaction, hence before any DML.
+            connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+            connection.commit()  # end SQLAlchemy's autobegun (empty) transaction
+        try:
+            with connection.begin():
+                config = alembic_config(url)
+                config.attributes["connection"] = connection
+                command.upgrade(config, revision)
+        finally:
+            if sqlite:
+                connection.exec_driver_sql("PRAGMA foreign_keys=ON")
+                connection.commit()
 
 
 def current_revision(url: str | None = None) -> str | None:

@@ -55,6 +55,10 @@ class RegisteredModel(Base):
     latest_version: Mapped[str | None] = mapped_column(String(32))
     champion_version: Mapped[str | None] = mapped_column(String(32))
     deployed: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    deployed_version: Mapped[str | None] = mapped_column(String(32))
+    # The run whose (possibly edited) config later runs of this model start from.
+    template_run_id: Mapped[str | None] = mapped_column(String(36))
+    synced_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
 
     runs: Mapped[list[TrainingRun]] = relationship(back_populates="registered_model")
     schedule: Mapped[TrainingSchedule | None] = relationship(back_populates="registered_model")
@@ -70,8 +74,15 @@ class TrainingRun(Base):
         ForeignKey("registered_model.id", ondelete="CASCADE"), nullable=False, index=True
     )
     name: Mapped[str] = mapped_column(String(200), nullable=False)
+    description: Mapped[str | None] = mapped_column(Text)
     run_number: Mapped[int] = mapped_column(Integer, nullable=False)
+    # What the run ran with; never changed once created (edits go to `edited_config`).
     config: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False)
+    edited_config: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    config_edited_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    source_run_id: Mapped[str | None] = mapped_column(
+        ForeignKey("training_run.id", ondelete="SET NULL")
+    )
     status: Mapped[str] = mapped_column(String(16), nullable=False, index=True)
     current_stage: Mapped[str | None] = mapped_column(String(32))
     current_epoch: Mapped[int | None] = mapped_column(Integer)
@@ -82,6 +93,7 @@ class TrainingRun(Base):
     blessing: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     forced_reason: Mapped[str | None] = mapped_column(Text)
     estimated_cost: Mapped[float | None] = mapped_column(Float)
+    estimated_seconds: Mapped[float | None] = mapped_column(Float)
     cost: Mapped[float | None] = mapped_column(Float)
     duration_seconds: Mapped[float | None] = mapped_column(Float)
     error_stage: Mapped[str | None] = mapped_column(String(32))
@@ -89,8 +101,12 @@ class TrainingRun(Base):
     flow_run_id: Mapped[str | None] = mapped_column(String(36), unique=True)
     mlflow_run_id: Mapped[str | None] = mapped_column(String(64))
     registered_version: Mapped[str | None] = mapped_column(String(32))
+    deployed: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
     started_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    # A deleted run keeps its row (so operations on it are refused with that reason) but
+    # loses its artifacts and leaves every listing.
+    deleted_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), index=True)
 
     registered_model: Mapped[RegisteredModel] = relationship(back_populates="runs")
     stages: Mapped[list[TrainingStage]] = relationship(
@@ -118,6 +134,8 @@ class TrainingStage(Base):
     finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     seconds: Mapped[float | None] = mapped_column(Float)
     message: Mapped[str | None] = mapped_column(Text)
+    # The stage's output directory; cached stages share their producer's directory.
+    output_uri: Mapped[str | None] = mapped_column(Text)
 
     run: Mapped[TrainingRun] = relationship(back_populates="stages")
 

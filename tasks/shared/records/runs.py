@@ -68,18 +68,28 @@ def create_run(
     status: RunStatus = RunStatus.PENDING,
     flow_run_id: str | None = None,
     estimated_cost: float | None = None,
+    estimated_seconds: float | None = None,
+    description: str | None = None,
+    source_run_id: str | None = None,
 ) -> TrainingRun:
-    """A new run of `model_name` with the next run number and eight pending stages."""
+    """A new run of `model_name` with the next run number and eight pending stages.
+
+    The run's name defaults to the model name; a rerun keeps its source's name, so runs are
+    told apart by `name #run_number`.
+    """
     model = ensure_registered_model(session, model_name, model_type)
     number = next_run_number(session, model.id)
     run = TrainingRun(
         registered_model_id=model.id,
-        name=name or f"{model_name}-{number}",
+        name=name or model_name,
+        description=description,
         run_number=number,
         config=config,
         status=status.value,
         flow_run_id=flow_run_id,
         estimated_cost=estimated_cost,
+        estimated_seconds=estimated_seconds,
+        source_run_id=source_run_id,
         stages=[TrainingStage(stage=stage, position=index, status=StageStatus.PENDING.value)
                 for index, stage in enumerate(STAGES)],
     )
@@ -88,12 +98,27 @@ def create_run(
     return run
 
 
+# A run may be named by a unique prefix of its id, as `git` names commits.
+MIN_PREFIX = 6
+
+
 def get_run(session: Session, run_id: str) -> TrainingRun:
-    """The run with this id, or LookupError naming it."""
+    """The run with this id (or unique id prefix), or LookupError naming it.
+
+    Deleted runs are found too: operations refuse them with that reason.
+    """
     run = session.get(TrainingRun, run_id)
-    if run is None:
-        raise LookupError(f"no training run with id {run_id!r}")
-    return run
+    if run is not None:
+        return run
+    if len(run_id) >= MIN_PREFIX and all(c in "0123456789abcdef-" for c in run_id.lower()):
+        matches = list(session.execute(
+            select(TrainingRun).where(TrainingRun.id.startswith(run_id.lower())).limit(2)
+        ).scalars())
+        if len(matches) == 1:
+            return matches[0]
+        if len(matches) > 1:
+            raise LookupError(f"run id prefix {run_id!r} is ambiguous; give more characters")
+    raise LookupError(f"no training run with id {run_id!r}")
 
 
 def run_for_flow_run(session: Session, flow_run_id: str) -> TrainingRun | None:
@@ -137,6 +162,7 @@ def record_stage(
     *,
     seconds: float | None = None,
     message: str | None = None,
+    output_uri: str | None = None,
 ) -> TrainingStage:
     """Set one stage's status (and the run's current stage); repeating it changes nothing."""
     if stage not in STAGES:
@@ -154,9 +180,29 @@ def record_stage(
         row.seconds = seconds
     if message is not None:
         row.message = message
+    if output_uri is not None:
+        row.output_uri = output_uri
     run.current_stage = stage
     session.flush()
     return row
+
+
+def end_run(session: Session, run_id: str, status: RunStatus, message: str | None) -> TrainingRun:
+    """End a run that did not finish: its running stage failed, pending ones were skipped.
+
+    The error stage is the stage that was running (else the last one reached).
+    """
+    run = get_run(session, run_id)
+    failed = next((s for s in run.stages if s.status in ("running", "failed")), None)
+    for stage in run.stages:
+        if stage.status in ("pending", "running"):
+            record_stage(session, run.id, stage.stage, StageStatus.SKIPPED
+                         if stage.status == "pending" else StageStatus.FAILED)
+    return set_status(
+        session, run.id, status,
+        error_stage=failed.stage if failed else run.current_stage,
+        error_message=(message or status.value)[:4000],
+    )
 
 
 def record_epoch(
@@ -181,9 +227,12 @@ def list_runs(
     session: Session, *, model_name: str | None = None, status: RunStatus | None = None,
     limit: int = 50,
 ) -> list[TrainingRun]:
-    """Newest runs first, optionally of one model name and/or one status."""
-    query = select(TrainingRun).join(RegisteredModel).order_by(TrainingRun.created.desc(),
-                                                               TrainingRun.run_number.desc())
+    """Newest runs first (deleted runs left out), optionally of one model and/or status."""
+    query = (
+        select(TrainingRun).join(RegisteredModel)
+        .where(TrainingRun.deleted_at.is_(None))
+        .order_by(TrainingRun.created.desc(), TrainingRun.run_number.desc())
+    )
     if model_name is not None:
         query = query.where(RegisteredModel.name == model_name)
     if status is not None:
@@ -201,3 +250,59 @@ def model_by_name(session: Session, name: str) -> RegisteredModel | None:
     return session.execute(
         select(RegisteredModel).where(RegisteredModel.name == name)
     ).scalar_one_or_none()
+
+
+def runs_sharing_output(session: Session, output_uri: str, *, except_run: str) -> int:
+    """How many live runs other than `except_run` use a stage output (cache hits share them)."""
+    return len(session.execute(
+        select(TrainingStage.run_id).join(TrainingRun)
+        .where(TrainingStage.output_uri == output_uri, TrainingStage.run_id != except_run,
+               TrainingRun.deleted_at.is_(None))
+    ).all())
+
+
+def template_run(session: Session, model: RegisteredModel) -> TrainingRun | None:
+    """The run later runs of `model` start from: the last edited one, else the newest live one."""
+    if model.template_run_id:
+        run = session.get(TrainingRun, model.template_run_id)
+        if run is not None and run.deleted_at is None:
+            return run
+    return session.execute(
+        select(TrainingRun)
+        .where(TrainingRun.registered_model_id == model.id, TrainingRun.deleted_at.is_(None))
+        .order_by(TrainingRun.run_number.desc()).limit(1)
+    ).scalar_one_or_none()
+
+
+def finished_runs(session: Session, model_type: str | None = None) -> list[TrainingRun]:
+    """Live runs that ended with metrics (completed or not blessed), optionally of one type."""
+    query = (
+        select(TrainingRun).join(RegisteredModel)
+        .where(TrainingRun.deleted_at.is_(None), TrainingRun.metrics.is_not(None),
+               TrainingRun.status.in_([RunStatus.COMPLETED.value, RunStatus.NOT_BLESSED.value]))
+    )
+    if model_type is not None:
+        query = query.where(RegisteredModel.model_type == model_type)
+    return list(session.execute(query).scalars())
+
+
+def mark_deployed(
+    session: Session, model: RegisteredModel, version: str | None, *, latest: str | None = None,
+) -> None:
+    """Record which version serves (the registry's champion) and the latest version.
+
+    Runs that registered (or re-confirmed) the champion version carry the deployed flag;
+    no run does when nothing serves.
+    """
+    model.champion_version = version
+    model.deployed = version is not None
+    model.deployed_version = version
+    model.latest_version = latest or _max_version(model.latest_version, version)
+    for run in model.runs:
+        run.deployed = version is not None and run.registered_version == version
+    session.flush()
+
+
+def _max_version(*versions: str | None) -> str | None:
+    numbers = [int(v) for v in versions if v is not None and v.isdigit()]
+    return str(max(numbers)) if numbers else None

@@ -61,7 +61,7 @@ def test_show_prints_stages_error_epochs_and_blessing(store):
         failed, done = sorted(runs.list_runs(session), key=lambda r: r.run_number)
     shown = _cli(store, "runs", "show", failed.id)
     assert shown.returncode == 0, shown.stderr
-    assert "ranker-1  (#1 of ranker)  failed" in shown.stdout
+    assert "ranker #1  (ranker)  failed" in shown.stdout
     assert "StatisticsGen: StatisticsGen failed: label column 'ratng'" in shown.stdout
     done_out = _cli(store, "runs", "show", done.id).stdout
     assert "rmse = 0.8100" in done_out and "blessed  True" in done_out
@@ -84,4 +84,4 @@ def test_check_name_free_taken_and_invalid(store):
 
 def test_db_upgrade_reports_the_revision(tmp_path):
     result = _cli(f"sqlite:///{tmp_path / 'fresh.db'}", "db", "upgrade")
-    assert result.returncode == 0 and "revision 0001" in result.stdout
+    assert result.returncode == 0 and "revision 0002" in result.stdout
