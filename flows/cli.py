@@ -379,7 +379,8 @@ def _validation_lines(exc) -> list[str]:
     lines = []
     for error in exc.errors():
         path = ".".join(str(part) for part in error["loc"]) or "(config)"
-        lines.append(f"  {path}: {error['msg']}")
+        message = error["msg"].removeprefix("Value error, ")
+        lines.append(f"  {path}: {message}")
     return lines
 
 

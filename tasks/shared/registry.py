@@ -157,10 +157,13 @@ def registry_state(model_name: str) -> RegistryState:
     mlflow_client = client()
     found = mlflow_client.search_model_versions(f"name = '{model_name}'")
     versions = sorted(found, key=lambda v: int(v.version))
-    champion_version = next(
-        (str(v.version) for v in versions if CHAMPION in (getattr(v, "aliases", None) or [])),
-        None,
-    )
+    from mlflow.exceptions import MlflowException
+
+    try:  # version searches do not carry aliases: ask for the alias itself
+        champion_version = str(
+            mlflow_client.get_model_version_by_alias(model_name, CHAMPION).version)
+    except MlflowException:
+        champion_version = None
     return RegistryState(
         versions=[str(v.version) for v in versions],
         champion=champion_version,

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
+import prefect_services
 import pytest
 
 # Beam in one process: tiny data does not pay for worker start-up (each imports TensorFlow).
@@ -33,3 +35,11 @@ def _fresh_settings():
     get_settings.cache_clear()
     yield
     get_settings.cache_clear()
+
+
+@pytest.fixture(scope="session")
+def prefect_server(session_dir: Path) -> Iterator[str]:
+    """A real `prefect server start` (own SQLite database, scheduler and other services
+    running) for worker, schedule and automation tests; yields its API URL."""
+    with prefect_services.prefect_server(session_dir / "prefect-server") as api_url:
+        yield api_url
