@@ -285,3 +285,38 @@ def test_cli_exit_codes_follow_the_outcome(store, tmp_path):
     assert _cli("runs", "delete", done, "--yes", env=env).returncode == 0
     result = _cli("runs", "edit", done, "--set", "training.epochs=3", env=env)
     assert result.returncode == 4 and "was deleted on" in result.stderr
+
+
+def test_cancel_reaches_the_prefect_flow_run_and_the_flow_runs_it_started(
+        store, tmp_path, prefect_harness):
+    from prefect import flow, task
+    from prefect.client.orchestration import get_client
+    from prefect.states import Completed, Running, Scheduled
+
+    @flow(name="cancel-probe")
+    def probe() -> None:
+        """Never run: only its flow runs are created."""
+
+    @task(name="start-child")
+    def start_child() -> None:
+        """Never run: the parent's task that started the child flow runs."""
+
+    with get_client(sync_client=True) as client:
+        parent = client.create_flow_run(probe, state=Running())
+        # Flow runs started by one of the parent's tasks (as run_deployment does).
+        task_run = client.create_task_run(task=start_child, flow_run_id=parent.id,
+                                          dynamic_key="0")
+        child = client.create_flow_run(probe, state=Scheduled(), parent_task_run_id=task_run.id)
+        finished = client.create_flow_run(probe, state=Running(),
+                                           parent_task_run_id=task_run.id)
+        client.set_flow_run_state(finished.id, Completed(), force=True)
+    run_id = _record(_config(tmp_path), RunStatus.SUBMITTING, flow_run_id=str(parent.id))
+
+    ref, cancelled = operations.cancel_run(run_id)
+    assert ref.status == RunStatus.CANCELLED
+    assert set(cancelled) == {str(parent.id), str(child.id)}  # not the finished one
+    with get_client(sync_client=True) as client:
+        # Running: Cancelling, so the worker stops its process; not started: Cancelled.
+        assert client.read_flow_run(parent.id).state.type.value == "CANCELLING"
+        assert client.read_flow_run(child.id).state.is_cancelled()
+        assert client.read_flow_run(finished.id).state.is_completed()
