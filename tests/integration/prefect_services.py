@@ -23,11 +23,14 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, TypeVar
 from uuid import UUID
 
 import httpx
 import psutil
+
+if TYPE_CHECKING:
+    from prefect.client.orchestration import SyncPrefectClient
 
 PREFECT = Path(sys.executable).with_name("prefect")
 SERVER_START_TIMEOUT_S = 120.0
@@ -67,7 +70,7 @@ def wait_for(
 
 
 @contextmanager
-def prefect_client(api_url: str) -> Iterator[Any]:
+def prefect_client(api_url: str) -> Iterator["SyncPrefectClient"]:
     """A synchronous Prefect client bound to `api_url` rather than the session harness."""
     from prefect.client.orchestration import get_client
     from prefect.settings import PREFECT_API_URL, temporary_settings

@@ -12,6 +12,9 @@ from uuid import UUID
 
 import psutil
 import pytest
+from prefect.client.schemas.objects import State, StateType
+from prefect.client.schemas.responses import SetStateStatus
+from prefect.states import Cancelling
 from prefect_services import (
     deploy_entrypoint,
     flow_run_process,
@@ -53,7 +56,7 @@ def _start_probe(api_url: str, deployment_id: UUID, seconds: float, marker_dir: 
     return run.id
 
 
-def _final_state(api_url: str, flow_run_id: UUID):
+def _final_state(api_url: str, flow_run_id: UUID) -> State | None:
     """The run's state once final, else None."""
     with prefect_client(api_url) as client:
         state = client.read_flow_run(flow_run_id).state
@@ -73,6 +76,7 @@ def _wait_started(marker_dir: Path, flow_run_id: UUID) -> psutil.Process:
 
 
 def _exited(proc: psutil.Process) -> bool:
+    """Whether `proc` is gone (a zombie awaiting its parent counts as gone)."""
     try:
         return proc.status() == psutil.STATUS_ZOMBIE
     except psutil.NoSuchProcess:
@@ -115,10 +119,6 @@ def test_killed_flow_run_process_ends_crashed_and_runs_on_crashed(
 def test_cancelled_flow_run_is_stopped_and_runs_on_cancellation(
     prefect_server, probe_deployment, tmp_path
 ):
-    from prefect.client.schemas.objects import StateType
-    from prefect.client.schemas.responses import SetStateStatus
-    from prefect.states import Cancelling
-
     run_id = _start_probe(prefect_server, probe_deployment, BUSY_SECONDS, tmp_path)
     proc = _wait_started(tmp_path, run_id)
 
