@@ -10,6 +10,7 @@
     retrain runs delete RUN --yes               delete a finished run and its artifacts
     retrain runs list [--model M] [--status S] [--limit N]
     retrain runs show RUN [--no-plot]           stages, metrics, epochs, training curve
+    retrain runs data RUN                       statistics and schema summary, TFDV report path
     retrain runs best [--model-type T]          best runs per model type by key metric
     retrain models list [--no-sync]             versions, champion, deployed, schedule
     retrain models show NAME                    one model's versions
@@ -240,6 +241,14 @@ def _runs_show(args) -> int:
     return 0
 
 
+def _runs_data(args) -> int:
+    from tasks.shared import operations
+    from tasks.statistics_gen.insights import render_insights
+
+    print(render_insights(operations.data_insights(args.run)))
+    return 0
+
+
 def _runs_best(args) -> int:
     from tasks.shared import operations
 
@@ -354,6 +363,9 @@ def parser() -> argparse.ArgumentParser:
     show.add_argument("run")
     show.add_argument("--no-plot", action="store_true", help="skip the training curve")
     show.set_defaults(fn=_runs_show)
+    data = run.add_parser("data", help="data insights: statistics and schema summary (TFDV)")
+    data.add_argument("run")
+    data.set_defaults(fn=_runs_data)
     best = run.add_parser("best", help="best finished runs per model type")
     best.add_argument("--model-type", help="only this model type")
     best.add_argument("--limit", type=int, default=10)

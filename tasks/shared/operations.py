@@ -448,6 +448,29 @@ def delete_run(run_ref: str) -> DeleteReport:
         return DeleteReport(run=RunRef.of(run), removed=removed, kept_shared=kept)
 
 
+# --- data insights --------------------------------------------------------------------------
+
+def data_insights(run_ref: str):
+    """The run's statistics and schema summary, read from its TFDV artifacts.
+
+    Cached stages point at the outputs of the run that produced them, so every run that got
+    past SchemaGen has insights. Raises LookupError when StatisticsGen never finished.
+    """
+    from tasks.statistics_gen.insights import read_insights
+
+    with sessions()() as session:
+        run = _live(session, run_ref)
+        outputs = {s.stage: (s.status, s.output_uri) for s in run.stages}
+        label = f"{run.name} #{run.run_number}"
+    status, statistics = outputs["StatisticsGen"]
+    if not statistics:
+        raise LookupError(f"run {label} has no statistics: StatisticsGen is {status}")
+    schema = outputs["SchemaGen"][1]
+    report = f"{statistics}/statistics_report.html"
+    return read_insights(f"{statistics}/statistics", f"{schema}/schema" if schema else None,
+                         html_report=report)
+
+
 # --- best runs and registered models ---------------------------------------------------------
 
 KEY_METRICS = {"retrieval": "recall_at_100", "multitask": "recall_at_100", "ranking": "rmse"}

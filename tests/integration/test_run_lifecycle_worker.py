@@ -156,6 +156,12 @@ def test_killed_run_is_crashed_at_its_stage_and_its_rerun_resumes_from_cache(lif
     assert f"curve    {png}" in shown.stdout and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "losses by epoch" in shown.stdout and "val_recall_at_100" in shown.stdout
 
+    # Data insights of the rerun come from the statistics its cached StatisticsGen points at.
+    data = _cli(lifecycle, "runs", "data", rerun.id)
+    assert data.returncode == 0, data.stderr
+    assert "buyer_id" in data.stdout and "statistics_report.html" in data.stdout
+    assert str(first["StatisticsGen"]) in data.stdout
+
 
 def test_cancelled_run_stops_and_is_recorded_cancelled_at_its_stage(lifecycle):
     from tasks.shared import operations

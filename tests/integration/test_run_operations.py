@@ -278,6 +278,9 @@ def test_cli_exit_codes_follow_the_outcome(store, tmp_path):
     result = _cli("runs", "edit", running, "--set", "training.epochs=3", env=env)
     assert result.returncode == 4
     assert _cli("runs", "cancel", "0123456789", env=env).returncode == 2
+    result = _cli("runs", "data", running, env=env)
+    assert result.returncode == 2
+    assert "run ranker #1 has no statistics: StatisticsGen is pending" in result.stderr
     done = _record(_config(tmp_path), RunStatus.COMPLETED)
     result = _cli("runs", "edit", done, "--set", "training.epochs=7", env=env)
     assert result.returncode == 0 and "training.epochs: 3 -> 7" in result.stdout
