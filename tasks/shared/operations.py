@@ -189,16 +189,24 @@ def submit(ref: RunRef, config: PipelineConfig, deployment: str | None) -> RunRe
     if deployment is None:
         from flows.training_pipeline import training_pipeline
 
-        training_pipeline(**parameters, return_state=True)  # the run hooks record the outcome
+        try:
+            training_pipeline(**parameters, return_state=True)  # the hooks record the outcome
+        except BaseException as exc:  # the flow never started (no API) or was interrupted
+            _fail_if_unstarted(ref.id, f"could not run the flow here: {exc!r}")
+            raise
     else:
         from prefect.deployments import run_deployment
 
+        from prefect.exceptions import ObjectNotFound
+
         try:
             flow_run = run_deployment(deployment, parameters=parameters, timeout=0)
+        except ObjectNotFound as exc:
+            _fail_if_unstarted(ref.id, f"no Prefect deployment named {deployment!r}")
+            raise LookupError(f"no Prefect deployment named {deployment!r} (see `prefect "
+                              f"deployment ls`)") from exc
         except Exception as exc:
-            with sessions().begin() as session:
-                runs.set_status(session, ref.id, RunStatus.FAILED,
-                                error_message=f"could not submit to {deployment}: {exc}")
+            _fail_if_unstarted(ref.id, f"could not submit to {deployment}: {exc}")
             raise
         with sessions().begin() as session:
             run = runs.get_run(session, ref.id)
@@ -209,6 +217,13 @@ def submit(ref: RunRef, config: PipelineConfig, deployment: str | None) -> RunRe
     with sessions()() as session:
         return RunRef.of(runs.get_run(session, ref.id), estimate=ref.estimate,
                          estimate_note=ref.estimate_note)
+
+
+def _fail_if_unstarted(run_id: str, message: str) -> None:
+    """A run whose flow never started must not stay pending forever: mark it failed."""
+    with sessions().begin() as session:
+        if runs.get_run(session, run_id).status == RunStatus.PENDING.value:
+            runs.end_run(session, run_id, RunStatus.FAILED, message)
 
 
 def start_run(config: PipelineConfig, *, deployment: str | None = None,

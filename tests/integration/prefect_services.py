@@ -168,19 +168,21 @@ def prefect_server(home: Path, env: dict[str, str] | None = None) -> Iterator[st
     }
     args = [str(PREFECT), "server", "start", "--host", "127.0.0.1", "--port", str(port)]
     with _subprocess(args, _service_env(home, settings), home, log) as proc:
-        deadline = time.monotonic() + SERVER_START_TIMEOUT_S
-        while not _healthy(api_url):
-            if proc.poll() is not None:
-                raise RuntimeError(
-                    f"prefect server exited with {proc.returncode}; {log}:\n{_log_tail(log)}"
-                )
-            if time.monotonic() >= deadline:
-                raise TimeoutError(
-                    f"prefect server not healthy after {SERVER_START_TIMEOUT_S:.0f}s; "
-                    f"{log}:\n{_log_tail(log)}"
-                )
-            time.sleep(0.25)
+        _await_ready(proc, lambda: _healthy(api_url), SERVER_START_TIMEOUT_S,
+                     "prefect server", "healthy", log)
         yield api_url
+
+
+def _await_ready(proc: subprocess.Popen, ready: Callable[[], bool], timeout: float,
+                 what: str, state: str, log: Path) -> None:
+    """Wait until `ready()`; fail with the log's tail if the process exits or time runs out."""
+    deadline = time.monotonic() + timeout
+    while not ready():
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with {proc.returncode}; {log}:\n{_log_tail(log)}")
+        if time.monotonic() >= deadline:
+            raise TimeoutError(f"{what} not {state} after {timeout:.0f}s; {log}:\n{_log_tail(log)}")
+        time.sleep(0.25)
 
 
 def _healthy(api_url: str) -> bool:
@@ -235,18 +237,8 @@ def process_worker(
     # carry its name.
     strays = partial(_processes_with_env, "PREFECT__WORKER_NAME", name)
     with _subprocess(args, _service_env(home, settings), cwd, log, strays) as proc:
-        deadline = time.monotonic() + WORKER_START_TIMEOUT_S
-        while not _worker_online(api_url, pool, name):
-            if proc.poll() is not None:
-                raise RuntimeError(
-                    f"prefect worker exited with {proc.returncode}; {log}:\n{_log_tail(log)}"
-                )
-            if time.monotonic() >= deadline:
-                raise TimeoutError(
-                    f"worker {name!r} not registered after {WORKER_START_TIMEOUT_S:.0f}s; "
-                    f"{log}:\n{_log_tail(log)}"
-                )
-            time.sleep(0.25)
+        _await_ready(proc, lambda: _worker_online(api_url, pool, name), WORKER_START_TIMEOUT_S,
+                     f"worker {name!r}", "registered", log)
         yield proc
 
 

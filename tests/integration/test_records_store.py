@@ -131,3 +131,22 @@ def test_unknown_run_id_and_stage_are_named(store):
         run = runs.create_run(session, "m", {})
         with pytest.raises(ValueError, match="unknown stage 'Trainr'"):
             runs.record_stage(session, run.id, "Trainr", StageStatus.RUNNING)
+
+
+def test_the_deployed_flag_moves_to_the_run_of_the_new_champion(store):
+    # The in-process Prefect API (a flow run without a server) registers its own SQLite
+    # rendering of now(), with literal parameters; batched UPDATEs must not depend on now().
+    import prefect.server.utilities.database  # noqa: F401
+
+    with session_maker(store).begin() as session:
+        first = runs.create_run(session, "ranker", {})
+        second = runs.create_run(session, "ranker", {})
+        first.registered_version, second.registered_version = "1", "2"
+        runs.mark_deployed(session, first.registered_model, "1")
+    # One flush changing only `deployed` on two rows at once (a batched UPDATE).
+    with session_maker(store).begin() as session:
+        runs.mark_deployed(session, runs.model_by_name(session, "ranker"), "2")
+    with session_maker(store)() as session:
+        model = runs.model_by_name(session, "ranker")
+        assert {r.run_number: r.deployed for r in model.runs} == {1: False, 2: True}
+        assert (model.champion_version, model.latest_version, model.deployed) == ("2", "2", True)

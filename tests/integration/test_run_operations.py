@@ -323,3 +323,16 @@ def test_cancel_reaches_the_prefect_flow_run_and_the_flow_runs_it_started(
         assert client.read_flow_run(parent.id).state.type.value == "CANCELLING"
         assert client.read_flow_run(child.id).state.is_cancelled()
         assert client.read_flow_run(finished.id).state.is_completed()
+
+
+def test_a_run_that_cannot_be_submitted_is_failed_with_the_reason(store, tmp_path,
+                                                                    prefect_harness):
+    from tasks.shared.config import PipelineConfig
+
+    config = PipelineConfig.model_validate(_config(tmp_path))
+    with pytest.raises(LookupError, match=r"no Prefect deployment named 'training-pipeline/nope'"):
+        operations.start_run(config, deployment="training-pipeline/nope")
+    with sessions()() as session:
+        (run,) = runs.list_runs(session)
+        assert run.status == "failed" and run.flow_run_id is None
+        assert run.error_message == "no Prefect deployment named 'training-pipeline/nope'"

@@ -32,6 +32,10 @@ def new_id() -> str:
     return str(uuid.uuid4())
 
 
+def _utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
 class Base(DeclarativeBase):
     """Declarative base: every table has a UUID id and created/updated timestamps."""
 
@@ -39,8 +43,10 @@ class Base(DeclarativeBase):
     created: Mapped[dt.datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now(), nullable=False
     )
+    # Set in Python, not as SQL now(): SQLite renders now() with literal parameters, which
+    # SQLAlchemy cannot batch, so a flush updating several rows alike would fail.
     updated: Mapped[dt.datetime] = mapped_column(
-        DateTime(timezone=True), server_default=func.now(), onupdate=func.now(), nullable=False
+        DateTime(timezone=True), server_default=func.now(), onupdate=_utcnow, nullable=False
     )
 
 
