@@ -100,6 +100,22 @@ def _snapshot(config: PipelineConfig) -> dict[str, Any]:
 
 # --- cost estimate ---------------------------------------------------------------------------
 
+# Larger CSV files are not read whole for an estimate: rows are extrapolated from the size.
+_CSV_FULL_COUNT_BYTES = 64 << 20
+
+
+def _csv_rows(name: str) -> int:
+    """Data rows of one CSV file (header excluded); extrapolated past 64 MiB."""
+    size = Path(name).stat().st_size
+    with open(name, "rb") as handle:
+        if size <= _CSV_FULL_COUNT_BYTES:
+            lines = sum(chunk.count(b"\n") for chunk in iter(lambda: handle.read(1 << 20), b""))
+        else:
+            head = handle.read(1 << 20)
+            lines = round(size * head.count(b"\n") / max(len(head), 1))
+    return max(lines - 1, 0)
+
+
 def _input_rows(config: PipelineConfig) -> int | None:
     """Rows in a local CSV/Parquet input (cheap: newlines or Parquet metadata), else None."""
     from glob import glob
@@ -113,16 +129,11 @@ def _input_rows(config: PipelineConfig) -> int | None:
         import pyarrow.parquet as pq
 
         return sum(pq.ParquetFile(f).metadata.num_rows for f in files)
-    rows = 0
-    for name in files:
-        with open(name, "rb") as handle:
-            rows += sum(chunk.count(b"\n") for chunk in iter(lambda: handle.read(1 << 20), b"")) - 1
-    return max(rows, 0)
+    return sum(_csv_rows(f) for f in files)
 
 
-def _epochs(config: PipelineConfig | dict[str, Any]) -> int:
-    if isinstance(config, PipelineConfig):
-        return config.training.epochs if config.model else 1
+def _epochs(config: dict[str, Any]) -> int:
+    """Epochs of a config snapshot: a user module's run_fn counts as one pass."""
     return ((config.get("training") or {}).get("epochs") or 1) if config.get("model") else 1
 
 
@@ -141,7 +152,8 @@ def estimate_run(config: PipelineConfig) -> tuple[CostEstimate | None, str]:
             None,
         ) if model else None
         if previous is not None:
-            hours = previous.duration_seconds / 3600 * _epochs(config) / _epochs(previous.config)
+            hours = (previous.duration_seconds / 3600 * _epochs(_snapshot(config))
+                     / _epochs(previous.config))
             low_high, basis = (hours * 0.8, hours * 1.2), (
                 f"from {previous.name} #{previous.run_number} "
                 f"({previous.duration_seconds:.0f} s, scaled by epochs)")
@@ -150,7 +162,8 @@ def estimate_run(config: PipelineConfig) -> tuple[CostEstimate | None, str]:
             if rows is None:
                 return None, ("no estimate: no finished run of this model yet and the input's "
                               "size cannot be read cheaply")
-            low_high = estimate_hours(rows, _epochs(config), DEFAULT_EXAMPLES_PER_SECOND)
+            low_high = estimate_hours(rows, _epochs(_snapshot(config)),
+                                      DEFAULT_EXAMPLES_PER_SECOND)
             basis = f"from {rows:,} input rows at {DEFAULT_EXAMPLES_PER_SECOND:,.0f} examples/s"
     gpu = config.gpu
     try:
