@@ -55,13 +55,13 @@ def _sessions():
     return sessions()
 
 
-def _print_estimate(ref) -> None:
-    if ref.estimate is not None:
-        e = ref.estimate
-        print(f"estimate  ${e.low_usd:.2f}-${e.high_usd:.2f}, {e.low_hours * 60:.0f}-"
-              f"{e.high_hours * 60:.0f} min ({ref.estimate_note}; {e.basis})")
+def _print_estimate(estimate, note: str) -> None:
+    if estimate is not None:
+        print(f"estimate  ${estimate.low_usd:.2f}-${estimate.high_usd:.2f}, "
+              f"{estimate.low_hours * 60:.0f}-{estimate.high_hours * 60:.0f} min "
+              f"({note}; {estimate.basis})")
     else:
-        print(f"estimate  {ref.estimate_note}")
+        print(f"estimate  {note}")
 
 
 def _outcome(ref) -> int:
@@ -75,10 +75,7 @@ def _runs_estimate(args) -> int:
     from tasks.shared import operations
 
     config = operations.load_config(args.config)
-    estimate, note = operations.estimate_run(config)
-    _print_estimate(operations.RunRef(id="-", name=config.model_name, run_number=0,
-                                      model_name=config.model_name, status=RunStatus.PENDING,
-                                      estimate=estimate, estimate_note=note))
+    _print_estimate(*operations.estimate_run(config))
     return 0
 
 
@@ -88,7 +85,7 @@ def _runs_start(args) -> int:
     config = operations.load_config(args.config)
     ref = operations.create_run(config, name=args.name, description=args.description)
     print(f"created run {ref.label} ({ref.id})")
-    _print_estimate(ref)
+    _print_estimate(ref.estimate, ref.estimate_note)
     return _outcome(operations.submit(ref, config, args.deployment))
 
 
@@ -97,7 +94,7 @@ def _runs_rerun(args) -> int:
 
     ref, config = operations.prepare_rerun(args.run)
     print(f"created run {ref.label} ({ref.id}), a rerun of {args.run}")
-    _print_estimate(ref)
+    _print_estimate(ref.estimate, ref.estimate_note)
     return _outcome(operations.submit(ref, config, args.deployment))
 
 

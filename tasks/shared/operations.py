@@ -52,7 +52,8 @@ class RunRef(BaseModel):
     status: RunStatus = Field(description="Status after the operation.")
     flow_run_id: str | None = Field(default=None, description="Prefect flow run, once started.")
     estimate: CostEstimate | None = Field(default=None, description="Cost estimate, if any.")
-    estimate_note: str | None = Field(default=None, description="Why there is no estimate.")
+    estimate_note: str | None = Field(
+        default=None, description="What the estimate is based on, or why there is none.")
 
     @classmethod
     def of(cls, run: TrainingRun, **extra: Any) -> RunRef:
