@@ -11,6 +11,7 @@ from tasks.example_validator.task import validate_examples
 from tasks.pusher.task import push_model
 from tasks.schema_gen.task import generate_schema
 from tasks.shared.config import PipelineConfig
+from tasks.shared.slot_task import check_schedule_slot
 from tasks.shared.summary import RunSummary
 from tasks.shared.summary_task import summarize_run
 from tasks.shared.tracking import (
@@ -39,8 +40,12 @@ def training_pipeline(config: PipelineConfig, run_id: str | None = None) -> RunS
     """Train, evaluate and (if blessed) push one model from raw data.
 
     `run_id` names the state-store record this flow run fills (made beforehand by
-    `retrain runs start/rerun` or a schedule); empty, the run hooks create one.
+    `retrain runs start/rerun`); empty, the run hooks create one. A run of a schedule's
+    deployment that starts too long after its slot is skipped (`tasks/shared/slots.py`).
     """
+    slot = check_schedule_slot()
+    if slot.skip:
+        return Completed(name="Skipped", message=slot.reason)
     examples = generate_examples(config)
     statistics = generate_statistics(config, examples)
     schema = generate_schema(config, statistics)

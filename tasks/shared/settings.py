@@ -41,6 +41,12 @@ class RetrainSettings(BaseSettings):
         "postgresql+psycopg://user@host/retrain; defaults to SQLite at <home>/state.db.",
     )
 
+    schedule_base_deployment: str = Field(
+        default="training-pipeline/manual",
+        description="Deployment (from prefect.yaml) whose work pool, job variables and pull "
+        "steps each schedule's own deployment copies.",
+    )
+
     def resolved_database_url(self) -> str:
         """The state store's SQLAlchemy URL."""
         return self.database_url or f"sqlite:///{(self.home / 'state.db').absolute()}"

@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from tasks.shared import events
 from tasks.shared.config import PipelineConfig
 from tasks.shared.records import runs
 from tasks.shared.records.schemas import RunStatus, StageStatus
@@ -36,12 +37,16 @@ def sessions() -> sessionmaker[Session]:
     return _sessions(get_settings().resolved_database_url())
 
 
-def open_run(config: PipelineConfig, flow_run_id: str, run_id: str | None = None) -> str:
+def open_run(config: PipelineConfig, flow_run_id: str, run_id: str | None = None,
+             deployment_id: str | None = None) -> str:
     """The run record of this flow run, marked running.
 
-    `run_id` names a record made beforehand (`retrain runs start/rerun`, a schedule); the
-    flow run is attached to it. Without one, the record is created on first call.
+    `run_id` names a record made beforehand (`retrain runs start/rerun`); the flow run is
+    attached to it. Without one, the record is created on first call. A run started by a
+    schedule's deployment (`deployment_id`) is linked to that schedule.
     """
+    from tasks.shared.scheduling import link_run
+
     with sessions().begin() as session:
         run = runs.run_for_flow_run(session, flow_run_id)
         if run is None and run_id is not None:
@@ -56,6 +61,7 @@ def open_run(config: PipelineConfig, flow_run_id: str, run_id: str | None = None
                 session, config.model_name, config.model_dump(mode="json", by_alias=True),
                 model_type=model_type_of(config), flow_run_id=flow_run_id,
             )
+        link_run(session, run, deployment_id)
         runs.set_status(session, run.id, RunStatus.RUNNING)
         return run.id
 
@@ -81,9 +87,15 @@ def _with_run(flow_run_id: Any, action) -> None:
 def record_stage(flow_run_id: Any, stage: str, status: StageStatus, *,
                  seconds: float | None = None, message: str | None = None,
                  output_uri: str | None = None) -> None:
-    """A stage started, finished, hit the cache or failed."""
-    _with_run(flow_run_id, lambda s, run: runs.record_stage(
-        s, run.id, stage, status, seconds=seconds, message=message, output_uri=output_uri))
+    """A stage started, finished, hit the cache or failed; a finished one is an event."""
+    def action(session: Session, run) -> None:
+        runs.record_stage(session, run.id, stage, status, seconds=seconds, message=message,
+                          output_uri=output_uri)
+        if status in (StageStatus.COMPLETED, StageStatus.CACHED):
+            events.emit(events.STAGE_COMPLETED, run, {
+                "stage": stage, "seconds": seconds, "cached": status == StageStatus.CACHED,
+                "output_uri": output_uri})
+    _with_run(flow_run_id, action)
 
 
 def record_cached(task: Any, task_run: Any, state: Any) -> None:
@@ -109,9 +121,14 @@ class StoreEpochSink:
         self._flow_run_id = flow_run_id
 
     def on_epoch(self, record: EpochMetrics) -> None:
-        """One TrainingMetricsHistory row per epoch; a retried epoch replaces its row."""
-        _with_run(self._flow_run_id, lambda s, run: runs.record_epoch(
-            s, run.id, record.epoch, record.total_epochs, record.metrics, record.seconds))
+        """One TrainingMetricsHistory row per epoch (a retried epoch replaces its row)."""
+        def action(session: Session, run) -> None:
+            runs.record_epoch(session, run.id, record.epoch, record.total_epochs,
+                              record.metrics, record.seconds)
+            events.emit(events.EPOCH_COMPLETED, run, {
+                "epoch": record.epoch, "total_epochs": record.total_epochs,
+                "metrics": record.metrics, "seconds": record.seconds})
+        _with_run(self._flow_run_id, action)
 
 
 def _record_cost(run) -> None:
@@ -131,10 +148,18 @@ def _record_cost(run) -> None:
         logger.warning("no cost for run %s: %s", run.name, exc)
 
 
+def _refresh_schedule(session: Session, run) -> None:
+    """A scheduled run ended: recount its schedule's statistics."""
+    from tasks.shared.scheduling import refresh_for_run
+
+    refresh_for_run(session, run)
+
+
 def _end(flow_run: Any, status: RunStatus, message: str | None) -> None:
     def action(session: Session, run) -> None:
         runs.end_run(session, run.id, status, message)
         _record_cost(run)
+        _refresh_schedule(session, run)
     _with_run(flow_run.id, action)
 
 
@@ -142,7 +167,8 @@ def on_flow_running(flow: Any, flow_run: Any, state: Any) -> None:
     """Flow hook: create (or resume) the run record as the flow starts running."""
     try:
         config = PipelineConfig.model_validate(flow_run.parameters["config"])
-        open_run(config, str(flow_run.id), flow_run.parameters.get("run_id"))
+        open_run(config, str(flow_run.id), flow_run.parameters.get("run_id"),
+                 str(flow_run.deployment_id) if flow_run.deployment_id else None)
     except Exception:
         logger.warning("could not open the run record", exc_info=True)
 
@@ -163,7 +189,8 @@ def on_flow_cancelled(flow: Any, flow_run: Any, state: Any) -> None:
 
 
 def on_flow_completion(flow: Any, flow_run: Any, state: Any) -> None:
-    """Flow hook: completed (pushed) or not blessed, with metrics, blessing and version."""
+    """Flow hook: completed (pushed), not blessed or skipped as late, with metrics, blessing
+    and version; each outcome is also an event."""
     try:
         summary = state.result(raise_on_failure=False)
     except Exception:
@@ -183,10 +210,32 @@ def on_flow_completion(flow: Any, flow_run: Any, state: Any) -> None:
                 "artifacts": {"serving_uri": summary.push.serving_uri,
                               "statistics_report": summary.statistics_report},
             }
+        if state.name == "Skipped":
+            runs.end_run(session, run.id, RunStatus.SKIPPED, state.message)
+            events.emit(events.RUN_SKIPPED, run, {"reason": state.message,
+                                                  "lateness_seconds": run.lateness_seconds})
+            _refresh_schedule(session, run)
+            return
         status = RunStatus.NOT_BLESSED if state.name == "NotBlessed" else RunStatus.COMPLETED
         runs.set_status(session, run.id, status, **fields)
         if fields.get("registered_version"):
             # The Pusher made this version the champion: it is the one serving now.
             runs.mark_deployed(session, run.registered_model, fields["registered_version"])
         _record_cost(run)
+        _refresh_schedule(session, run)
+        _emit_outcome(run, state, fields)
     _with_run(flow_run.id, action)
+
+
+def _emit_outcome(run, state: Any, fields: dict[str, Any]) -> None:
+    metrics = fields.get("metrics")
+    if fields.get("blessed"):
+        events.emit(events.MODEL_BLESSED, run, {"metrics": metrics,
+                                                "forced_reason": fields.get("forced_reason")})
+    elif state.name == "NotBlessed":
+        events.emit(events.MODEL_NOT_BLESSED, run, {"reason": state.message, "metrics": metrics})
+    if fields.get("registered_version"):
+        artifacts = fields.get("artifacts") or {}
+        events.emit(events.MODEL_PUSHED, run, {
+            "version": fields["registered_version"], "serving_uri": artifacts.get("serving_uri"),
+            "mlflow_run_id": fields.get("mlflow_run_id")})

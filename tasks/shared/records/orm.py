@@ -113,6 +113,12 @@ class TrainingRun(Base):
     # A deleted run keeps its row (so operations on it are refused with that reason) but
     # loses its artifacts and leaves every listing.
     deleted_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), index=True)
+    # Set when a schedule's deployment started the run (its slot, or "trigger now").
+    schedule_id: Mapped[str | None] = mapped_column(
+        ForeignKey("training_schedule.id", ondelete="SET NULL"), index=True
+    )
+    # How long after its scheduled slot the run started (scheduled runs only).
+    lateness_seconds: Mapped[float | None] = mapped_column(Float)
 
     registered_model: Mapped[RegisteredModel] = relationship(back_populates="runs")
     stages: Mapped[list[TrainingStage]] = relationship(
@@ -165,8 +171,10 @@ class TrainingMetricsHistory(Base):
 class TrainingSchedule(Base):
     """A registered model's retraining schedule (seed 003's TrainingSchedule).
 
-    The deployments issue gives it behaviour (Prefect deployment schedules); the store keeps
-    the frozen config and the statistics.
+    It runs as a Prefect deployment of the training flow (`prefect_deployment_name`) with
+    one deployment schedule (`slug`); the store keeps the frozen config, the policy and
+    the statistics. Hourly schedules keep their minute in `schedule_time` as "00:MM", as
+    seed 003 does.
     """
 
     __tablename__ = "training_schedule"
@@ -181,14 +189,35 @@ class TrainingSchedule(Base):
     schedule_time: Mapped[str | None] = mapped_column(String(5))
     schedule_day_of_week: Mapped[int | None] = mapped_column(Integer)
     schedule_day_of_month: Mapped[int | None] = mapped_column(Integer)
+    last_day_of_month: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
     schedule_timezone: Mapped[str] = mapped_column(String(64), nullable=False, default="UTC")
     config: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False)
+    # The run whose config was frozen, when created from a run.
+    source_run_id: Mapped[str | None] = mapped_column(String(36))
     status: Mapped[str] = mapped_column(String(16), nullable=False, default="active")
+    # Why the status last changed (e.g. the circuit breaker's reason), and when.
+    status_reason: Mapped[str | None] = mapped_column(Text)
+    status_changed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    slug: Mapped[str | None] = mapped_column(String(100), unique=True)
     prefect_deployment_id: Mapped[str | None] = mapped_column(String(36))
+    prefect_deployment_name: Mapped[str | None] = mapped_column(String(200))
+    # Policy: a slot started later than this is skipped, not caught up.
+    max_lateness_seconds: Mapped[int] = mapped_column(Integer, nullable=False, default=3600)
+    # Policy: this many failed runs in a row pause the schedule (0: never).
+    pause_after_failures: Mapped[int] = mapped_column(Integer, nullable=False, default=3)
     last_run_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     next_run_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     total_runs: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     successful_runs: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     failed_runs: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    skipped_runs: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    consecutive_failures: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
 
     registered_model: Mapped[RegisteredModel] = relationship(back_populates="schedule")
+
+    @property
+    def success_rate(self) -> float | None:
+        """Successful runs per finished run, in percent (seed 003); None before any run."""
+        if self.total_runs == 0:
+            return None
+        return self.successful_runs / self.total_runs * 100

@@ -26,6 +26,8 @@ class RunStatus(str, Enum):
     FAILED = "failed"
     CANCELLED = "cancelled"
     CRASHED = "crashed"
+    # A scheduled run that started too long after its slot and did not train.
+    SKIPPED = "skipped"
 
     @property
     def terminal(self) -> bool:
@@ -35,9 +37,9 @@ class RunStatus(str, Enum):
 
 TERMINAL = frozenset(
     {RunStatus.COMPLETED, RunStatus.NOT_BLESSED, RunStatus.FAILED, RunStatus.CANCELLED,
-     RunStatus.CRASHED}
+     RunStatus.CRASHED, RunStatus.SKIPPED}
 )
-_ENDINGS = {RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.CRASHED}
+_ENDINGS = {RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.CRASHED, RunStatus.SKIPPED}
 TRANSITIONS: dict[RunStatus, frozenset[RunStatus]] = {
     RunStatus.PENDING: frozenset({RunStatus.SCHEDULED, RunStatus.SUBMITTING, RunStatus.RUNNING,
                                   *_ENDINGS}),

@@ -1,0 +1,72 @@
+"""Prefect events the pipeline emits, with the run's ids, for automations and the UI.
+
+Names (the "new model available" signal seed 001 sent to its inference store is
+`retrain.model.pushed`):
+
+  retrain.stage.completed      a stage finished (payload: stage, seconds, cached)
+  retrain.epoch.completed      the Trainer finished an epoch (payload: epoch, total, metrics)
+  retrain.model.blessed        the Evaluator blessed the model (payload: metrics)
+  retrain.model.not-blessed    it did not (payload: reason, metrics); nothing was pushed
+  retrain.model.pushed         the Pusher registered and published a version
+  retrain.run.skipped          a scheduled slot started too late and was skipped
+  retrain.run.failed           the failure automation recorded a failed or crashed run
+  retrain.schedule.paused      the circuit breaker paused a schedule
+
+The resource is the run record, `retrain.run.<id>`, named `<name> #<number>` and labelled
+with the model; related resources are the registered model and, where known, the Prefect
+flow run and the schedule. Inside a flow run Prefect adds the flow run, flow and deployment
+as related resources itself. Emitting never fails the caller: an event is advisory.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+logger = logging.getLogger("retrain.events")
+
+STAGE_COMPLETED = "retrain.stage.completed"
+EPOCH_COMPLETED = "retrain.epoch.completed"
+MODEL_BLESSED = "retrain.model.blessed"
+MODEL_NOT_BLESSED = "retrain.model.not-blessed"
+MODEL_PUSHED = "retrain.model.pushed"
+RUN_SKIPPED = "retrain.run.skipped"
+RUN_FAILED = "retrain.run.failed"
+SCHEDULE_PAUSED = "retrain.schedule.paused"
+
+
+def run_resource(run: Any) -> dict[str, str]:
+    """The event resource of a run record."""
+    return {
+        "prefect.resource.id": f"retrain.run.{run.id}",
+        "prefect.resource.name": f"{run.name} #{run.run_number}",
+        "retrain.model": run.registered_model.name,
+        "retrain.run-number": str(run.run_number),
+    }
+
+
+def _related(run: Any) -> list[dict[str, str]]:
+    related = [{
+        "prefect.resource.id": f"retrain.model.{run.registered_model.name}",
+        "prefect.resource.role": "registered-model",
+        "prefect.resource.name": run.registered_model.name,
+    }]
+    if run.flow_run_id:
+        related.append({"prefect.resource.id": f"prefect.flow-run.{run.flow_run_id}",
+                        "prefect.resource.role": "flow-run"})
+    if run.schedule_id:
+        related.append({"prefect.resource.id": f"retrain.schedule.{run.schedule_id}",
+                        "prefect.resource.role": "schedule"})
+    return related
+
+
+def emit(name: str, run: Any, payload: dict[str, Any] | None = None) -> None:
+    """Emit event `name` about run record `run` (an ORM row) with `payload`."""
+    try:
+        from prefect.events import emit_event
+
+        emit_event(event=name, resource=run_resource(run), related=_related(run),
+                   payload={"run_id": run.id, "run_name": f"{run.name} #{run.run_number}",
+                            "model": run.registered_model.name, **(payload or {})})
+    except Exception:  # no API, or the events client is closed: the run goes on
+        logger.warning("could not emit %s", name, exc_info=True)

@@ -1,0 +1,189 @@
+"""Training schedules: one per registered model, its status and its statistics.
+
+Module-level functions that take an explicit session, like `runs.py`. Statistics are
+recounted from the schedule's runs (never incremented), so the flow's hooks and the failure
+automation may both refresh them, in any order and as often as they like.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from enum import Enum
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from tasks.shared.records.orm import RegisteredModel, TrainingRun, TrainingSchedule
+from tasks.shared.records.runs import MIN_PREFIX, model_by_name
+from tasks.shared.records.schemas import RunStatus
+
+
+class ScheduleStatus(str, Enum):
+    """A schedule's state (seed 003): completed is a once schedule that has run."""
+
+    ACTIVE = "active"
+    PAUSED = "paused"
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+
+
+SUCCESSFUL = frozenset({RunStatus.COMPLETED.value, RunStatus.NOT_BLESSED.value})
+FAILED = frozenset({RunStatus.FAILED.value, RunStatus.CRASHED.value})
+# Finished runs that count in `total_runs`: successful, failed and cancelled ones.
+COUNTED = SUCCESSFUL | FAILED | {RunStatus.CANCELLED.value}
+
+
+class ScheduleExists(ValueError):
+    """The registered model already has a schedule (one per model)."""
+
+    def __init__(self, existing: TrainingSchedule):
+        self.schedule_id = existing.id
+        super().__init__(
+            f"model {existing.registered_model.name!r} already has schedule {existing.id} "
+            f"({existing.name!r}, {existing.status}); a model has one schedule: delete "
+            f"that one first (retrain schedules delete {existing.id})"
+        )
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def _aware(moment: dt.datetime | None) -> dt.datetime | None:
+    """SQLite hands back naive datetimes; they were written in UTC."""
+    if moment is not None and moment.tzinfo is None:
+        return moment.replace(tzinfo=dt.timezone.utc)
+    return moment
+
+
+def create_schedule(
+    session: Session, model: RegisteredModel, *, name: str, fields: dict[str, Any],
+    config: dict[str, Any], slug: str, description: str | None = None,
+    source_run_id: str | None = None, max_lateness_seconds: int = 3600,
+    pause_after_failures: int = 3,
+) -> TrainingSchedule:
+    """A new active schedule of `model`; ScheduleExists if the model has one.
+
+    `fields` are the seed 003 columns (schedule_type, scheduled_datetime, schedule_time,
+    schedule_day_of_week, schedule_day_of_month, last_day_of_month, schedule_timezone).
+    """
+    existing = schedule_of_model(session, model)
+    if existing is not None:
+        raise ScheduleExists(existing)
+    schedule = TrainingSchedule(
+        registered_model_id=model.id, name=name, description=description, config=config,
+        slug=slug, source_run_id=source_run_id, status=ScheduleStatus.ACTIVE.value,
+        status_changed_at=_now(), max_lateness_seconds=max_lateness_seconds,
+        pause_after_failures=pause_after_failures, total_runs=0, successful_runs=0,
+        failed_runs=0, skipped_runs=0, consecutive_failures=0, **fields,
+    )
+    try:
+        with session.begin_nested():
+            session.add(schedule)
+            session.flush()
+    except IntegrityError:  # a concurrent creator won the one-per-model constraint
+        session.expire_all()
+        raise ScheduleExists(schedule_of_model(session, model)) from None
+    return schedule
+
+
+def schedule_of_model(session: Session, model: RegisteredModel) -> TrainingSchedule | None:
+    """The model's schedule, if it has one."""
+    return session.execute(
+        select(TrainingSchedule).where(TrainingSchedule.registered_model_id == model.id)
+    ).scalar_one_or_none()
+
+
+def get_schedule(session: Session, ref: str) -> TrainingSchedule:
+    """A schedule by id, unique id prefix (6+ characters) or its model's name."""
+    schedule = session.get(TrainingSchedule, ref)
+    if schedule is not None:
+        return schedule
+    model = model_by_name(session, ref)
+    if model is not None:
+        schedule = schedule_of_model(session, model)
+        if schedule is None:
+            raise LookupError(f"model {ref!r} has no schedule")
+        return schedule
+    if len(ref) >= MIN_PREFIX and all(c in "0123456789abcdef-" for c in ref.lower()):
+        matches = list(session.execute(
+            select(TrainingSchedule).where(TrainingSchedule.id.startswith(ref.lower())).limit(2)
+        ).scalars())
+        if len(matches) == 1:
+            return matches[0]
+        if len(matches) > 1:
+            raise LookupError(f"schedule id prefix {ref!r} is ambiguous; give more characters")
+    raise LookupError(f"no schedule with id or model name {ref!r}")
+
+
+def schedule_for_deployment(session: Session, deployment_id: str) -> TrainingSchedule | None:
+    """The schedule whose Prefect deployment this is, if any."""
+    return session.execute(
+        select(TrainingSchedule).where(TrainingSchedule.prefect_deployment_id == deployment_id)
+    ).scalar_one_or_none()
+
+
+def list_schedules(session: Session) -> list[TrainingSchedule]:
+    """Every schedule, by model name."""
+    return list(session.execute(
+        select(TrainingSchedule).join(RegisteredModel).order_by(RegisteredModel.name)
+    ).scalars())
+
+
+def set_status(
+    session: Session, schedule: TrainingSchedule, status: ScheduleStatus, reason: str | None,
+) -> TrainingSchedule:
+    """Record a status change and why. Consecutive failures count from the last change."""
+    schedule.status = status.value
+    schedule.status_reason = reason
+    schedule.status_changed_at = _now()
+    if status is not ScheduleStatus.ACTIVE:
+        schedule.next_run_at = None
+    session.flush()
+    return schedule
+
+
+def schedule_runs(session: Session, schedule: TrainingSchedule) -> list[TrainingRun]:
+    """The schedule's runs, newest first."""
+    return list(session.execute(
+        select(TrainingRun).where(TrainingRun.schedule_id == schedule.id)
+        .order_by(TrainingRun.run_number.desc())
+    ).scalars())
+
+
+def refresh_statistics(
+    session: Session, schedule: TrainingSchedule, next_run_at: dt.datetime | None = None,
+) -> TrainingSchedule:
+    """Recount total/successful/failed/skipped runs, last_run_at and consecutive failures.
+
+    Consecutive failures are the newest finished runs that failed or crashed, counting only
+    runs created since the schedule's last status change (a resume starts afresh); skipped
+    runs neither break nor extend a streak. `next_run_at` replaces the stored one when
+    given (None when the schedule is not active).
+    """
+    found = schedule_runs(session, schedule)
+    schedule.successful_runs = sum(run.status in SUCCESSFUL for run in found)
+    schedule.failed_runs = sum(run.status in FAILED for run in found)
+    schedule.total_runs = sum(run.status in COUNTED for run in found)
+    schedule.skipped_runs = sum(run.status == RunStatus.SKIPPED.value for run in found)
+    started = [_aware(run.started_at or run.created) for run in found
+               if run.status != RunStatus.SKIPPED.value]
+    schedule.last_run_at = max(started) if started else None
+    since = _aware(schedule.status_changed_at) or _aware(schedule.created)
+    streak = 0
+    for run in found:
+        began = _aware(run.started_at or run.created)
+        if run.status not in COUNTED or (since and began < since):
+            continue
+        if run.status not in FAILED:
+            break
+        streak += 1
+    schedule.consecutive_failures = streak
+    if schedule.status == ScheduleStatus.ACTIVE.value:
+        schedule.next_run_at = next_run_at
+    else:
+        schedule.next_run_at = None
+    session.flush()
+    return schedule

@@ -1,0 +1,443 @@
+"""Schedule operations: the Python API behind `retrain schedules …` and the failure automation.
+
+A registered model has at most one schedule (seed 003). It is created from a run or from the
+model (freezing that config), runs as its own Prefect deployment of the training flow
+(`deployments/schedule_deployments.py`) and is recorded in the state store with its
+statistics (`records/schedules.py`). Like `operations.py`, every operation validates its
+input and checks the schedule's state before changing anything:
+
+- bad input (a bad schedule, a once time in the past, an unknown model, run or schedule, no
+  Prefect server, no base deployment) raises `ValueError` / `pydantic.ValidationError` /
+  `LookupError` naming the problem;
+- an operation the schedule's state does not allow (a second schedule for a model, pausing a
+  paused one) raises `OperationRefused` with the reason.
+
+Nothing is created in Prefect or the store when either is raised.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from contextlib import contextmanager
+from typing import Any, Iterator
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from deployments import schedule_deployments as prefect_side
+from deployments.schedules import (
+    PreviewRun,
+    ScheduleSpec,
+    check_once_in_future,
+    describe,
+    preview,
+    skipped_months,
+)
+from tasks.shared.config import PipelineConfig
+from tasks.shared.operations import OperationRefused, _live, _snapshot, effective_config
+from tasks.shared.records import runs
+from tasks.shared.records import schedules as store
+from tasks.shared.records.orm import TrainingRun, TrainingSchedule
+from tasks.shared.records.schedules import ScheduleExists, ScheduleStatus
+from tasks.shared.records.schemas import RunStatus
+from tasks.shared.settings import get_settings
+from tasks.shared.tracking import model_type_of, sessions
+
+logger = logging.getLogger("retrain.scheduling")
+
+
+class SchedulePolicy(BaseModel):
+    """What a schedule does about late slots and repeated failures."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_lateness_minutes: int = Field(
+        default=60, ge=1,
+        description="A slot whose run starts more than this many minutes late (server or "
+        "worker down) is skipped and recorded as skipped, not caught up.",
+    )
+    pause_after_failures: int = Field(
+        default=3, ge=0,
+        description="Circuit breaker: this many failed runs in a row pause the schedule "
+        "(0: never). Resuming starts the count afresh.",
+    )
+
+
+class ScheduleView(BaseModel):
+    """A schedule as operations and the CLI show it."""
+
+    id: str = Field(description="Schedule id.")
+    name: str = Field(description="Schedule name.")
+    model_name: str = Field(description="The registered model it retrains.")
+    spec: ScheduleSpec = Field(description="When it runs.")
+    summary: str = Field(description="When it runs, in words.")
+    skipped_months: list[str] = Field(description="Months a monthly day 29-31 never occurs.")
+    status: ScheduleStatus = Field(description="active, paused, completed or cancelled.")
+    status_reason: str | None = Field(default=None, description="Why it last changed.")
+    deployment: str | None = Field(default=None, description="Its Prefect deployment.")
+    max_lateness_minutes: int = Field(description="Late-run policy.")
+    pause_after_failures: int = Field(description="Circuit breaker threshold.")
+    total_runs: int = Field(description="Finished runs (successful, failed, cancelled).")
+    successful_runs: int = Field(description="Completed or not blessed.")
+    failed_runs: int = Field(description="Failed or crashed.")
+    skipped_runs: int = Field(description="Slots skipped as too late.")
+    consecutive_failures: int = Field(description="Failed runs in a row, newest first.")
+    success_rate: float | None = Field(default=None, description="Percent; None before a run.")
+    last_run_at: dt.datetime | None = Field(default=None, description="Last run's start.")
+    next_run_at: dt.datetime | None = Field(default=None, description="Next slot, if active.")
+
+    @classmethod
+    def of(cls, row: TrainingSchedule) -> ScheduleView:
+        """From a store row."""
+        spec = spec_of(row)
+        return cls(
+            id=row.id, name=row.name, model_name=row.registered_model.name, spec=spec,
+            summary=describe(spec), skipped_months=skipped_months(spec),
+            status=ScheduleStatus(row.status), status_reason=row.status_reason,
+            deployment=row.prefect_deployment_name,
+            max_lateness_minutes=row.max_lateness_seconds // 60,
+            pause_after_failures=row.pause_after_failures, total_runs=row.total_runs,
+            successful_runs=row.successful_runs, failed_runs=row.failed_runs,
+            skipped_runs=row.skipped_runs, consecutive_failures=row.consecutive_failures,
+            success_rate=row.success_rate, last_run_at=store._aware(row.last_run_at),
+            next_run_at=store._aware(row.next_run_at),
+        )
+
+
+class FailureReport(BaseModel):
+    """What the failure automation recorded about one failed flow run."""
+
+    run_id: str | None = Field(default=None, description="The run record, if there is one.")
+    run_name: str | None = Field(default=None, description="`name #N` of the run.")
+    model_name: str | None = Field(default=None, description="Its registered model.")
+    status: str | None = Field(default=None, description="The run's status now.")
+    error_stage: str | None = Field(default=None, description="Stage that failed.")
+    error_message: str | None = Field(default=None, description="Why.")
+    schedule_id: str | None = Field(default=None, description="Its schedule, if scheduled.")
+    consecutive_failures: int = Field(default=0, description="Of its schedule, now.")
+    schedule_paused: bool = Field(default=False, description="The circuit breaker tripped.")
+    pause_reason: str | None = Field(default=None, description="Recorded on the schedule.")
+
+
+# --- translation between the store row and the spec -------------------------------------------
+
+def _row_fields(spec: ScheduleSpec) -> dict[str, Any]:
+    time = spec.time if spec.type != "hourly" else f"00:{spec.minute:02d}"
+    return {
+        "schedule_type": spec.type,
+        "scheduled_datetime": spec.at.astimezone(dt.timezone.utc) if spec.at else None,
+        "schedule_time": time,
+        "schedule_day_of_week": spec.day_of_week,
+        "schedule_day_of_month": spec.day_of_month,
+        "last_day_of_month": spec.last_day_of_month,
+        "schedule_timezone": spec.timezone,
+    }
+
+
+def spec_of(row: TrainingSchedule) -> ScheduleSpec:
+    """The ScheduleSpec a store row holds."""
+    hourly = row.schedule_type == "hourly"
+    return ScheduleSpec(
+        type=row.schedule_type, timezone=row.schedule_timezone,
+        at=store._aware(row.scheduled_datetime),
+        minute=int(row.schedule_time[3:]) if hourly and row.schedule_time else None,
+        time=None if hourly else row.schedule_time,
+        day_of_week=row.schedule_day_of_week, day_of_month=row.schedule_day_of_month,
+        last_day_of_month=row.last_day_of_month,
+    )
+
+
+def slug_for(model_name: str) -> str:
+    """The schedule's stable slug (its deployment name and Prefect schedule slug)."""
+    return f"schedule-{model_name}"
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
+def next_run(spec: ScheduleSpec, now: dt.datetime) -> dt.datetime | None:
+    """The next slot at or after `now`, as Prefect's scheduler computes it."""
+    upcoming = preview(spec, now, 1)
+    return upcoming[0].utc if upcoming else None
+
+
+def refresh(session, row: TrainingSchedule, now: dt.datetime | None = None) -> TrainingSchedule:
+    """Recount the statistics; a once schedule whose run has finished is completed."""
+    now = now or _now()
+    spec = spec_of(row)
+    store.refresh_statistics(session, row, next_run(spec, now))
+    if (spec.type == "once" and row.status == ScheduleStatus.ACTIVE.value
+            and (row.total_runs or row.skipped_runs) and row.next_run_at is None):
+        store.set_status(session, row, ScheduleStatus.COMPLETED, "its one run has finished")
+    return row
+
+
+# --- Prefect ------------------------------------------------------------------------------------
+
+@contextmanager
+def _prefect() -> Iterator[Any]:
+    """A client on the configured Prefect server; schedules need a real, running one."""
+    from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_API_URL
+
+    if not PREFECT_API_URL.value():
+        raise LookupError(
+            "schedules need a running Prefect server (its scheduler starts the runs): set "
+            "PREFECT_API_URL, e.g. http://127.0.0.1:4200/api after `prefect server start`")
+    with get_client(sync_client=True) as client:
+        yield client
+
+
+# --- create and preview -------------------------------------------------------------------------
+
+def preview_schedule(spec: ScheduleSpec, count: int = 5,
+                     now: dt.datetime | None = None) -> list[PreviewRun]:
+    """The next `count` runs in the schedule's zone and UTC, with DST notes."""
+    return preview(spec, now or _now(), count)
+
+
+def _source(session, *, run_ref: str | None, model_name: str | None):
+    if (run_ref is None) == (model_name is None):
+        raise ValueError("create a schedule from a run or from a registered model (one of them)")
+    if run_ref is not None:
+        run = _live(session, run_ref)
+        return run.registered_model, effective_config(run), run.id
+    model = runs.model_by_name(session, model_name)
+    if model is None:
+        raise LookupError(f"no registered model named {model_name!r}")
+    template = runs.template_run(session, model)
+    if template is None:
+        raise LookupError(f"model {model_name!r} has no runs whose config could be frozen")
+    return model, effective_config(template), template.id
+
+
+def create_schedule(
+    spec: ScheduleSpec, *, run_ref: str | None = None, model_name: str | None = None,
+    name: str | None = None, description: str | None = None,
+    policy: SchedulePolicy | None = None, base_deployment: str | None = None,
+    now: dt.datetime | None = None,
+) -> ScheduleView:
+    """Schedule retraining of a model, freezing the config of `run_ref` or of the model's
+    template run, as a Prefect deployment with one schedule; refused if the model has one."""
+    policy = policy or SchedulePolicy()
+    now = now or _now()
+    check_once_in_future(spec, now)
+    base_name = base_deployment or get_settings().schedule_base_deployment
+    with sessions().begin() as session, _prefect() as client:
+        model, config, source_id = _source(session, run_ref=run_ref, model_name=model_name)
+        config = _snapshot(PipelineConfig.model_validate(config))
+        existing = store.schedule_of_model(session, model)
+        if existing is not None:
+            raise OperationRefused(str(ScheduleExists(existing)))
+        base = prefect_side.read_base(client, base_name)
+        slug = slug_for(model.name)
+        try:
+            row = store.create_schedule(
+                session, model, name=name or f"{model.name} retraining",
+                description=description, fields=_row_fields(spec), config=config, slug=slug,
+                source_run_id=source_id, max_lateness_seconds=policy.max_lateness_minutes * 60,
+                pause_after_failures=policy.pause_after_failures,
+            )
+        except ScheduleExists as exc:
+            raise OperationRefused(str(exc)) from None
+        deployment_id = prefect_side.apply(client, base, slug=slug, spec=spec, config=config,
+                                           paused=False, description=description,
+                                           tags=(model.name,))
+        try:
+            row.prefect_deployment_id = str(deployment_id)
+            row.prefect_deployment_name = prefect_side.deployment_name(slug)
+            refresh(session, row, now)
+            session.flush()
+            view = ScheduleView.of(row)
+        except BaseException:  # the store row is rolled back: take Prefect's back too
+            prefect_side.delete(client, deployment_id)
+            raise
+    return view
+
+
+# --- lifecycle ----------------------------------------------------------------------------------
+
+def _require(row: TrainingSchedule, allowed: set[ScheduleStatus], action: str) -> None:
+    if ScheduleStatus(row.status) not in allowed:
+        states = " or ".join(sorted(s.value for s in allowed))
+        raise OperationRefused(
+            f"schedule {row.id} of {row.registered_model.name!r} is {row.status}; only an "
+            f"{states} schedule can be {action}")
+
+
+def pause_schedule(ref: str, reason: str = "paused by user") -> ScheduleView:
+    """Pause: Prefect deletes its scheduled runs and makes no more until resumed."""
+    with sessions().begin() as session, _prefect() as client:
+        row = store.get_schedule(session, ref)
+        _require(row, {ScheduleStatus.ACTIVE}, "paused")
+        prefect_side.pause(client, row.prefect_deployment_id)
+        store.set_status(session, row, ScheduleStatus.PAUSED, reason)
+        return ScheduleView.of(row)
+
+
+def resume_schedule(ref: str) -> ScheduleView:
+    """Resume a paused schedule; its consecutive-failure count starts afresh."""
+    with sessions().begin() as session, _prefect() as client:
+        row = store.get_schedule(session, ref)
+        _require(row, {ScheduleStatus.PAUSED}, "resumed")
+        prefect_side.resume(client, row.prefect_deployment_id)
+        store.set_status(session, row, ScheduleStatus.ACTIVE, "resumed by user")
+        refresh(session, row)
+        return ScheduleView.of(row)
+
+
+def cancel_schedule(ref: str) -> ScheduleView:
+    """Stop the schedule for good: its deployment is deleted, its record and runs are kept."""
+    with sessions().begin() as session, _prefect() as client:
+        row = store.get_schedule(session, ref)
+        _require(row, {ScheduleStatus.ACTIVE, ScheduleStatus.PAUSED}, "cancelled")
+        prefect_side.delete(client, row.prefect_deployment_id)
+        store.set_status(session, row, ScheduleStatus.CANCELLED, "cancelled by user")
+        return ScheduleView.of(row)
+
+
+def delete_schedule(ref: str) -> ScheduleView:
+    """Delete the schedule and its deployment; its runs stay (no longer linked)."""
+    with sessions().begin() as session, _prefect() as client:
+        row = store.get_schedule(session, ref)
+        view = ScheduleView.of(row)
+        if row.prefect_deployment_id:
+            prefect_side.delete(client, row.prefect_deployment_id)
+        session.delete(row)
+    return view
+
+
+def trigger_schedule(ref: str) -> str:
+    """Start a run of the schedule's frozen config now; returns the Prefect flow run id.
+
+    Allowed while active or paused (a paused schedule stays paused)."""
+    with sessions()() as session:
+        row = store.get_schedule(session, ref)
+        _require(row, {ScheduleStatus.ACTIVE, ScheduleStatus.PAUSED}, "triggered")
+        deployment_id = row.prefect_deployment_id
+    with _prefect() as client:
+        return str(prefect_side.run_now(client, deployment_id))
+
+
+def sync_schedules(base_deployment: str | None = None) -> list[ScheduleView]:
+    """Apply every active or paused schedule to Prefect again (idempotent: one deployment and
+    one schedule each, by slug); repairs deleted or edited deployments."""
+    base_name = base_deployment or get_settings().schedule_base_deployment
+    synced = []
+    with sessions().begin() as session, _prefect() as client:
+        base = prefect_side.read_base(client, base_name)
+        for row in store.list_schedules(session):
+            if row.status not in (ScheduleStatus.ACTIVE.value, ScheduleStatus.PAUSED.value):
+                continue
+            paused = row.status == ScheduleStatus.PAUSED.value
+            deployment_id = prefect_side.apply(
+                client, base, slug=row.slug, spec=spec_of(row), config=row.config,
+                paused=paused, description=row.description, tags=(row.registered_model.name,))
+            if paused:  # pausing deletes runs a re-apply may have let the scheduler make
+                prefect_side.pause(client, deployment_id)
+            row.prefect_deployment_id = str(deployment_id)
+            refresh(session, row)
+            synced.append(ScheduleView.of(row))
+    return synced
+
+
+def get_schedule(ref: str) -> ScheduleView:
+    """One schedule, statistics recounted."""
+    with sessions().begin() as session:
+        row = store.get_schedule(session, ref)
+        refresh(session, row)
+        return ScheduleView.of(row)
+
+
+def list_schedules() -> list[ScheduleView]:
+    """Every schedule, statistics recounted."""
+    with sessions().begin() as session:
+        return [ScheduleView.of(refresh(session, row)) for row in store.list_schedules(session)]
+
+
+def schedule_runs(ref: str) -> list[TrainingRun]:
+    """The schedule's runs, newest first (detached rows for display)."""
+    with sessions()() as session:
+        found = store.schedule_runs(session, store.get_schedule(session, ref))
+        for run in found:
+            _ = run.registered_model, run.stages
+        session.expunge_all()
+        return found
+
+
+# --- run outcomes (flow hooks and the failure automation) ---------------------------------------
+
+def link_run(session, run: TrainingRun, deployment_id: str | None) -> TrainingSchedule | None:
+    """Attach a run to the schedule whose deployment started it, if any."""
+    if deployment_id is None:
+        return None
+    row = store.schedule_for_deployment(session, str(deployment_id))
+    if row is not None and run.schedule_id is None:
+        run.schedule_id = row.id
+    return row
+
+
+def refresh_for_run(session, run: TrainingRun) -> TrainingSchedule | None:
+    """Recount the statistics of the run's schedule (called when a run ends)."""
+    if run.schedule_id is None:
+        return None
+    row = session.get(TrainingSchedule, run.schedule_id)
+    return refresh(session, row) if row is not None else None
+
+
+_STATUS_OF_STATE = {"Crashed": RunStatus.CRASHED, "Cancelled": RunStatus.CANCELLED}
+
+
+def _record_unopened(session, flow_run: Any) -> TrainingRun:
+    """A flow run that died before opening its record still gets one, so nothing is lost."""
+    raw = (flow_run.parameters or {}).get("config") or {}
+    try:
+        config = PipelineConfig.model_validate(raw)
+        model_name, model_type, snapshot = config.model_name, model_type_of(config), _snapshot(config)
+    except Exception:  # an invalid config is itself the failure; keep what there is
+        model_name = str(raw.get("model_name") or "unknown")
+        model_type, snapshot = None, raw
+    run = runs.create_run(session, model_name, snapshot, model_type=model_type,
+                          flow_run_id=str(flow_run.id))
+    link_run(session, run, flow_run.deployment_id)
+    return run
+
+
+def record_failed_run(flow_run_id: str, state_name: str, message: str | None) -> FailureReport:
+    """The failure automation's work: make sure the run is recorded as failed (or crashed),
+    recount its schedule's statistics and, after too many failures in a row, pause the
+    schedule and record why."""
+    status = _STATUS_OF_STATE.get(state_name, RunStatus.FAILED)
+    text = message or state_name
+    if state_name == "TimedOut":
+        text = f"timed out: {text}"
+    with sessions().begin() as session:
+        run = runs.run_for_flow_run(session, flow_run_id)
+        if run is None:
+            with _prefect() as client:
+                run = _record_unopened(session, client.read_flow_run(flow_run_id))
+        if not RunStatus(run.status).terminal:
+            runs.end_run(session, run.id, status, text)
+        report = FailureReport(
+            run_id=run.id, run_name=f"{run.name} #{run.run_number}",
+            model_name=run.registered_model.name, status=run.status,
+            error_stage=run.error_stage, error_message=run.error_message,
+            schedule_id=run.schedule_id,
+        )
+        row = refresh_for_run(session, run)
+        if row is None:
+            return report
+        report.consecutive_failures = row.consecutive_failures
+        limit = row.pause_after_failures
+        if row.status == ScheduleStatus.ACTIVE.value and limit and row.consecutive_failures >= limit:
+            numbers = [f"#{r.run_number}" for r in store.schedule_runs(session, row)
+                       if r.status in store.FAILED][:row.consecutive_failures]
+            reason = (f"paused after {row.consecutive_failures} failed runs in a row "
+                      f"({', '.join(reversed(numbers))}); last error at "
+                      f"{run.error_stage or 'an unknown stage'}: {run.error_message}")[:2000]
+            with _prefect() as client:
+                prefect_side.pause(client, row.prefect_deployment_id)
+            store.set_status(session, row, ScheduleStatus.PAUSED, reason)
+            report.schedule_paused, report.pause_reason = True, reason
+        return report
