@@ -106,8 +106,17 @@ def read(client: SyncPrefectClient, deployment_id: UUID | str) -> ScheduledDeplo
 
 
 def pause(client: SyncPrefectClient, deployment_id: UUID | str) -> None:
-    """Pause the deployment: its scheduled runs are deleted and no new ones are made."""
+    """Pause the deployment: its scheduled runs are deleted and no new ones are made.
+
+    Prefect deletes the auto-scheduled runs itself, but a scheduler pass that read the
+    deployment just before the pause can insert its runs just after; those are deleted
+    here too. (A run that still slips through is skipped by the flow's slot check, which
+    refuses auto-scheduled runs of a paused schedule.)
+    """
     client.pause_deployment(deployment_id)
+    for flow_run in _scheduled_runs(client, deployment_id):
+        if flow_run.auto_scheduled:
+            client.delete_flow_run(flow_run.id)
 
 
 def resume(client: SyncPrefectClient, deployment_id: UUID | str) -> None:
@@ -136,8 +145,8 @@ def run_now(client: SyncPrefectClient, deployment_id: UUID | str) -> UUID:
     return flow_run.id
 
 
-def upcoming_runs(client: SyncPrefectClient, deployment_id: UUID | str) -> list[dt.datetime]:
-    """Expected start times of the deployment's flow runs still in Scheduled, earliest first."""
+def _scheduled_runs(client: SyncPrefectClient, deployment_id: UUID | str) -> list[Any]:
+    """The deployment's flow runs still in a Scheduled state, earliest first."""
     from prefect.client.schemas.filters import (
         DeploymentFilter,
         DeploymentFilterId,
@@ -148,12 +157,17 @@ def upcoming_runs(client: SyncPrefectClient, deployment_id: UUID | str) -> list[
     from prefect.client.schemas.objects import StateType
     from prefect.client.schemas.sorting import FlowRunSort
 
-    found = client.read_flow_runs(
+    return client.read_flow_runs(
         deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[UUID(str(deployment_id))])),
         flow_run_filter=FlowRunFilter(
             state=FlowRunFilterState(type=FlowRunFilterStateType(any_=[StateType.SCHEDULED]))),
         sort=FlowRunSort.EXPECTED_START_TIME_ASC,
         limit=200,
     )
+
+
+def upcoming_runs(client: SyncPrefectClient, deployment_id: UUID | str) -> list[dt.datetime]:
+    """Expected start times of the deployment's flow runs still in Scheduled, earliest first."""
+    found = _scheduled_runs(client, deployment_id)
     return [dt.datetime.fromtimestamp(run.expected_start_time.timestamp(), tz=dt.timezone.utc)
             for run in found if run.expected_start_time is not None]

@@ -15,6 +15,8 @@
     retrain models list [--no-sync]             versions, champion, deployed, schedule
     retrain models show NAME                    one model's versions
     retrain models check-name NAME              exit 0 if free, 3 if taken, 2 if invalid
+    retrain schedules preview|create|list|show|pause|resume|cancel|trigger|delete|sync
+    retrain automations sync [--webhook-url URL]   (see flows/cli_schedules.py)
 
 RUN is a run id or a unique prefix of one (6+ characters). Without --deployment a run
 executes in this process; with it, it is submitted to that Prefect deployment.
@@ -380,6 +382,9 @@ def parser() -> argparse.ArgumentParser:
     check = model.add_parser("check-name", help="is a model name free?")
     check.add_argument("name")
     check.set_defaults(fn=_models_check_name)
+    from flows.cli_schedules import add_parsers
+
+    add_parsers(groups)
     return root
 
 
@@ -403,7 +408,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.fn(args)
     except ValidationError as exc:
-        print(f"invalid config: {exc.error_count()} problem(s)", file=sys.stderr)
+        what = "schedule" if exc.title in ("ScheduleSpec", "SchedulePolicy") else "config"
+        print(f"invalid {what}: {exc.error_count()} problem(s)", file=sys.stderr)
         print("\n".join(_validation_lines(exc)), file=sys.stderr)
         return EXIT_BAD_INPUT
     except OperationRefused as exc:

@@ -193,8 +193,11 @@ def _prefect() -> Iterator[Any]:
 
 def preview_schedule(spec: ScheduleSpec, count: int = 5,
                      now: dt.datetime | None = None) -> list[PreviewRun]:
-    """The next `count` runs in the schedule's zone and UTC, with DST notes."""
-    return preview(spec, now or _now(), count)
+    """The next `count` runs in the schedule's zone and UTC, with DST notes; a once
+    schedule in the past is refused (ValueError)."""
+    now = now or _now()
+    check_once_in_future(spec, now)
+    return preview(spec, now, count)
 
 
 def _source(session, *, run_ref: str | None, model_name: str | None):
@@ -262,8 +265,8 @@ def _require(row: TrainingSchedule, allowed: set[ScheduleStatus], action: str) -
     if ScheduleStatus(row.status) not in allowed:
         states = " or ".join(sorted(s.value for s in allowed))
         raise OperationRefused(
-            f"schedule {row.id} of {row.registered_model.name!r} is {row.status}; only an "
-            f"{states} schedule can be {action}")
+            f"schedule {row.id} of {row.registered_model.name!r} is {row.status}; only a "
+            f"schedule that is {states} can be {action}")
 
 
 def pause_schedule(ref: str, reason: str = "paused by user") -> ScheduleView:

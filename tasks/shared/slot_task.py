@@ -11,6 +11,14 @@ from prefect.runtime import deployment, flow_run
 from tasks.shared.slots import SlotCheck, check_slot
 
 
+def _auto_scheduled() -> bool:
+    """Whether the Prefect scheduler (not a person or trigger-now) made this flow run."""
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        return bool(client.read_flow_run(flow_run.id).auto_scheduled)
+
+
 @task(name="check-schedule-slot", cache_policy=NO_CACHE)
 def check_schedule_slot() -> SlotCheck:
     """Run or skip this flow run by its schedule's late-run policy; record its lateness.
@@ -31,6 +39,7 @@ def check_schedule_slot() -> SlotCheck:
         verdict = check_slot(
             dt.datetime.fromtimestamp(slot.timestamp(), tz=dt.timezone.utc) if slot else None,
             dt.datetime.now(dt.timezone.utc), schedule.max_lateness_seconds,
+            schedule_status=schedule.status, auto_scheduled=_auto_scheduled(),
         )
         run = runs.run_for_flow_run(session, str(flow_run.id))
         if run is not None:

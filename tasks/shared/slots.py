@@ -31,16 +31,21 @@ def _minutes(seconds: float) -> str:
 
 def check_slot(
     slot: dt.datetime | None, started: dt.datetime, max_lateness_seconds: int | None,
+    *, schedule_status: str = "active", auto_scheduled: bool = False,
 ) -> SlotCheck:
     """Decide for a run that started at `started` (aware) for slot `slot`.
 
     No slot or no policy (not a scheduled run) always goes ahead. A run exactly
-    `max_lateness_seconds` late still runs; one second more is skipped.
+    `max_lateness_seconds` late still runs; one second more is skipped. A run the Prefect
+    scheduler made (`auto_scheduled`) for a schedule that is no longer active (paused in
+    a race with the scheduler) is skipped too; runs started by hand always go ahead.
     """
     if started.tzinfo is None:
         raise ValueError("started must be timezone-aware")
     if slot is None or max_lateness_seconds is None:
         return SlotCheck(skip=False)
+    if auto_scheduled and schedule_status != "active":
+        return SlotCheck(skip=True, reason=f"skipped: the schedule is {schedule_status}")
     if slot.tzinfo is None:
         raise ValueError("slot must be timezone-aware")
     late = max((started - slot).total_seconds(), 0.0)

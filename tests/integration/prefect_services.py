@@ -26,6 +26,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TypeVar
 from uuid import UUID
 
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
 import httpx
 import psutil
 
@@ -313,3 +317,46 @@ def flow_run_process(flow_run_id: UUID | str) -> psutil.Process | None:
         except (psutil.NoSuchProcess, psutil.ZombieProcess):
             continue
     return None
+
+
+class WebhookReceiver:
+    """A local HTTP endpoint that keeps every JSON body POSTed to it (the notification
+    target of automation tests)."""
+
+    def __init__(self, url: str, received: list[dict]):
+        self.url = url
+        self.received = received
+
+    def matching(self, *fragments: str) -> list[dict]:
+        """Bodies whose JSON text contains every fragment."""
+        return [body for body in list(self.received)
+                if all(fragment in json.dumps(body) for fragment in fragments)]
+
+
+@contextmanager
+def webhook_receiver() -> Iterator[WebhookReceiver]:
+    """Serve a WebhookReceiver on a free loopback port for the duration of the block."""
+    received: list[dict] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 (http.server's naming)
+            length = int(self.headers.get("Content-Length") or 0)
+            raw = self.rfile.read(length)
+            try:
+                received.append(json.loads(raw or b"null"))
+            except json.JSONDecodeError:
+                received.append({"raw": raw.decode(errors="replace")})
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args) -> None:  # keep test output quiet
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield WebhookReceiver(f"http://127.0.0.1:{server.server_address[1]}/notify", received)
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -11,7 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from sqlalchemy import func, inspect, select, text
 
-from tasks.shared.records import runs
+from tasks.shared.records import runs, schedules
 from tasks.shared.records.database import engine_for, session_maker
 from tasks.shared.records.migrate import current_revision, upgrade
 from tasks.shared.records.orm import TrainingMetricsHistory, TrainingStage
@@ -32,7 +32,7 @@ def store(request, tmp_path) -> str:
 
 
 def test_upgrade_head_builds_the_schema_once(store):
-    assert current_revision(store) == "0002"
+    assert current_revision(store) == "0003"
     upgrade(store)  # already at head: nothing to do, nothing breaks
     tables = set(inspect(engine_for(store)).get_table_names())
     assert {"registered_model", "training_run", "training_stage",
@@ -56,12 +56,13 @@ def test_upgrade_from_the_previous_revision_keeps_every_row(request, tmp_path, b
             "INSERT INTO training_stage (id, run_id, stage, position, status) "
             "VALUES ('s1', 'r1', 'ExampleGen', 0, 'completed')"))
     upgrade(url)
-    assert current_revision(url) == "0002"
+    assert current_revision(url) == "0003"
     with session_maker(url)() as session:
         run = runs.get_run(session, "r1")
         assert (run.name, run.run_number, run.config, run.status) == (
             "ranker", 1, {"epochs": 3}, "completed")
         assert run.deployed is False and run.deleted_at is None and run.edited_config is None
+        assert run.schedule_id is None and run.lateness_seconds is None
         assert [s.stage for s in run.stages] == ["ExampleGen"] and run.stages[0].output_uri is None
         assert runs.list_runs(session) == [run]
     with session_maker(url).begin() as session:  # and the next run number continues from it
@@ -150,3 +151,77 @@ def test_the_deployed_flag_moves_to_the_run_of_the_new_champion(store):
         model = runs.model_by_name(session, "ranker")
         assert {r.run_number: r.deployed for r in model.runs} == {1: False, 2: True}
         assert (model.champion_version, model.latest_version, model.deployed) == ("2", "2", True)
+
+
+def _schedule(session, model_name: str = "ranker"):
+    model = runs.ensure_registered_model(session, model_name, "ranking")
+    return schedules.create_schedule(
+        session, model, name=f"{model_name} retraining", config={"model_name": model_name},
+        slug=f"schedule-{model_name}",
+        fields={"schedule_type": "daily", "schedule_time": "09:00",
+                "schedule_timezone": "Europe/Warsaw"},
+    )
+
+
+def _scheduled_run(session, schedule, status: RunStatus):
+    run = runs.create_run(session, schedule.registered_model.name, {})
+    run.schedule_id = schedule.id
+    runs.set_status(session, run.id, RunStatus.RUNNING)
+    if status is RunStatus.SKIPPED:
+        runs.end_run(session, run.id, status, "late")
+    elif status.terminal:
+        runs.set_status(session, run.id, status)
+    return run
+
+
+def test_a_model_has_one_schedule_and_a_second_is_refused_naming_it(store):
+    with session_maker(store).begin() as session:
+        first = _schedule(session)
+        first_id = first.id
+    with session_maker(store).begin() as session:
+        with pytest.raises(schedules.ScheduleExists, match=f"already has schedule {first_id}"):
+            _schedule(session)
+    with session_maker(store)() as session:
+        assert [s.id for s in schedules.list_schedules(session)] == [first_id]
+        assert schedules.get_schedule(session, "ranker").id == first_id  # by model name
+        assert schedules.get_schedule(session, first_id[:8]).id == first_id  # by id prefix
+        with pytest.raises(LookupError, match="no schedule with id or model name 'nope'"):
+            schedules.get_schedule(session, "nope")
+
+
+def test_statistics_are_recounted_from_the_schedule_runs(store):
+    with session_maker(store).begin() as session:
+        schedule = _schedule(session)
+        for status in (RunStatus.COMPLETED, RunStatus.NOT_BLESSED, RunStatus.FAILED,
+                       RunStatus.SKIPPED, RunStatus.CRASHED, RunStatus.FAILED):
+            _scheduled_run(session, schedule, status)
+        _scheduled_run(session, schedule, RunStatus.RUNNING)  # unfinished: not counted
+        runs.create_run(session, "ranker", {})  # a manual run of the model: not counted
+        schedules.refresh_statistics(session, schedule)
+        schedules.refresh_statistics(session, schedule)  # recount, not increment
+        assert (schedule.total_runs, schedule.successful_runs, schedule.failed_runs,
+                schedule.skipped_runs) == (5, 2, 3, 1)
+        assert schedule.success_rate == 40.0
+        # Newest first: failed, crashed, skipped (neither breaks nor extends a streak),
+        # failed, then the not-blessed run ends it.
+        assert schedule.consecutive_failures == 3
+        assert schedule.last_run_at is not None
+
+        # A status change (resume) starts the streak afresh; the totals stay.
+        schedules.set_status(session, schedule, schedules.ScheduleStatus.ACTIVE, "resumed")
+        schedules.refresh_statistics(session, schedule)
+        assert (schedule.consecutive_failures, schedule.failed_runs) == (0, 3)
+        _scheduled_run(session, schedule, RunStatus.FAILED)
+        schedules.refresh_statistics(session, schedule)
+        assert (schedule.consecutive_failures, schedule.total_runs) == (1, 6)
+
+
+def test_deleting_a_schedule_keeps_its_runs(store):
+    with session_maker(store).begin() as session:
+        schedule = _schedule(session)
+        run_id = _scheduled_run(session, schedule, RunStatus.COMPLETED).id
+    with session_maker(store).begin() as session:
+        session.delete(schedules.get_schedule(session, "ranker"))
+    with session_maker(store)() as session:
+        run = runs.get_run(session, run_id)
+        assert run.status == "completed" and run.schedule_id is None

@@ -1,0 +1,112 @@
+"""retrain's automations as data: what triggers them, what they run, what they say.
+
+The notification texts are Jinja templates the Prefect server renders against the
+triggering event; here they are rendered against the very payload `tasks.shared.events`
+emits, so a renamed field shows up as a failing test, not as a blank in a notification.
+"""
+
+from __future__ import annotations
+
+import inspect
+import uuid
+from types import SimpleNamespace
+
+import jinja2
+import pytest
+
+from deployments import automations
+from flows.run_failure import handle_run_failure
+from tasks.shared import events
+from tasks.shared.scheduling import FailureReport
+
+DEPLOYMENT_ID = uuid.uuid4()
+BLOCK_ID = uuid.uuid4()
+
+
+@pytest.fixture(scope="module")
+def by_name():
+    return {a.name: a for a in automations.definitions(DEPLOYMENT_ID, BLOCK_ID)}
+
+
+def _render(template: str, **context) -> str:
+    return jinja2.Environment(undefined=jinja2.StrictUndefined).from_string(template).render(
+        **context)
+
+
+def _emitted(monkeypatch, name: str, payload: dict) -> dict:
+    """The event `events.emit` sends for a run record, captured instead of sent."""
+    sent = {}
+    monkeypatch.setattr("prefect.events.emit_event", lambda **kw: sent.update(kw))
+    run = SimpleNamespace(id="r-1", name="ranker", run_number=7, flow_run_id="f-1",
+                          schedule_id="s-1", registered_model=SimpleNamespace(name="ranker"))
+    events.emit(name, run, payload)
+    return sent
+
+
+def test_four_automations_with_unique_names(by_name):
+    assert sorted(by_name) == sorted([automations.FAILED_RUN, automations.NOTIFY_FAILED,
+                                      automations.NOTIFY_PAUSED, automations.NOTIFY_NOT_BLESSED])
+
+
+def test_failed_crashed_or_timed_out_training_runs_start_the_failure_flow(by_name):
+    automation = by_name[automations.FAILED_RUN]
+    trigger = automation.trigger
+    assert trigger.expect == {"prefect.flow-run.Failed", "prefect.flow-run.Crashed",
+                              "prefect.flow-run.TimedOut"}
+    assert trigger.match_related.model_dump() == {"prefect.resource.role": "flow",
+                                     "prefect.resource.name": "training-pipeline"}
+    (action,) = automation.actions
+    assert action.type == "run-deployment" and action.deployment_id == DEPLOYMENT_ID
+    # Every parameter the flow takes is passed, and nothing else.
+    assert set(action.parameters) == set(inspect.signature(handle_run_failure.fn).parameters)
+    flow_run = SimpleNamespace(id="1234", state=SimpleNamespace(name="Crashed",
+                                                                message="exit -9"))
+    rendered = {key: _render(value["template"], flow_run=flow_run)
+                for key, value in action.parameters.items()}
+    assert rendered == {"flow_run_id": "1234", "state_name": "Crashed", "message": "exit -9"}
+
+
+def test_failure_notification_names_the_run_and_its_stage(by_name, monkeypatch):
+    report = FailureReport(run_id="r-1", run_name="ranker #7", model_name="ranker",
+                           status="failed", error_stage="Transform",
+                           error_message="column 'price' missing", schedule_id="s-1",
+                           consecutive_failures=2)
+    event = _emitted(monkeypatch, events.RUN_FAILED, report.model_dump(mode="json"))
+    automation = by_name[automations.NOTIFY_FAILED]
+    assert automation.trigger.expect == {event["event"]}
+    (action,) = automation.actions
+    assert action.type == "send-notification" and action.block_document_id == BLOCK_ID
+    context = {"event": SimpleNamespace(payload=event["payload"])}
+    assert _render(action.subject, **context) == "retrain: ranker #7 failed"
+    assert _render(action.body, **context) == (
+        "Training run ranker #7 (model ranker) failed at stage Transform: column 'price' "
+        "missing. Failed runs in a row: 2.")
+
+
+def test_paused_notification_says_why_and_how_to_resume(by_name, monkeypatch):
+    report = FailureReport(run_id="r-1", run_name="ranker #7", model_name="ranker",
+                           schedule_paused=True, pause_reason="paused after 3 failed runs")
+    event = _emitted(monkeypatch, events.SCHEDULE_PAUSED, report.model_dump(mode="json"))
+    automation = by_name[automations.NOTIFY_PAUSED]
+    assert automation.trigger.expect == {event["event"]}
+    body = _render(automation.actions[0].body, event=SimpleNamespace(payload=event["payload"]))
+    assert body == ("The schedule of ranker was paused: paused after 3 failed runs. Resume it "
+                    "with `retrain schedules resume ranker`.")
+
+
+def test_not_blessed_notification_gives_the_reason(by_name, monkeypatch):
+    event = _emitted(monkeypatch, events.MODEL_NOT_BLESSED,
+                     {"reason": "rmse 0.9 above 0.5", "metrics": {"rmse": 0.9}})
+    automation = by_name[automations.NOTIFY_NOT_BLESSED]
+    assert automation.trigger.expect == {event["event"]}
+    assert event["resource"]["prefect.resource.id"] == "retrain.run.r-1"
+    body = _render(automation.actions[0].body, event=SimpleNamespace(payload=event["payload"]))
+    assert body == ("Training run ranker #7 (model ranker) finished but was not blessed, so "
+                    "nothing was pushed: rmse 0.9 above 0.5")
+
+
+def test_a_block_reference_must_name_its_type():
+    with pytest.raises(ValueError, match="must be <block-type-slug>/<name>"):
+        automations._notification_block(None, "retrain-notifications", None)
+    with pytest.raises(ValueError, match="makes a custom-webhook block, not 'slack-webhook'"):
+        automations._notification_block(None, "slack-webhook/alerts", "http://x")
