@@ -17,6 +17,7 @@ Callers pass a synchronous client (`get_client(sync_client=True)`).
 from __future__ import annotations
 
 import datetime as dt
+import time
 from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
@@ -30,6 +31,8 @@ if TYPE_CHECKING:
 
 FLOW_NAME = "training-pipeline"
 TAGS = ("retrain", "schedule")
+# How long a scheduler pass that began before a pause may still be writing its runs.
+SETTLE_S = 3.0
 
 
 class ScheduledDeployment(BaseModel):
@@ -105,18 +108,28 @@ def read(client: SyncPrefectClient, deployment_id: UUID | str) -> ScheduledDeplo
     )
 
 
-def pause(client: SyncPrefectClient, deployment_id: UUID | str) -> None:
+def pause(client: SyncPrefectClient, deployment_id: UUID | str) -> int:
     """Pause the deployment: its scheduled runs are deleted and no new ones are made.
 
-    Prefect deletes the auto-scheduled runs itself, but a scheduler pass that read the
-    deployment just before the pause can insert its runs just after; those are deleted
-    here too. (A run that still slips through is skipped by the flow's slot check, which
-    refuses auto-scheduled runs of a paused schedule.)
+    Prefect deletes the auto-scheduled runs itself, but a scheduler pass (the main loop or
+    the recent-deployments loop) that read the deployment just before the pause inserts
+    its runs just after (seen on 3.8.8 right after a schedule was re-applied). Such strays
+    are deleted here, once at once and once after `SETTLE_S`, by which time a pass that
+    started before the pause has written. Returns how many strays were deleted. A run
+    that still slips through is skipped by the flow's slot check, which refuses
+    auto-scheduled runs of a schedule that is not active.
     """
     client.pause_deployment(deployment_id)
-    for flow_run in _scheduled_runs(client, deployment_id):
-        if flow_run.auto_scheduled:
-            client.delete_flow_run(flow_run.id)
+    deleted = _delete_auto_scheduled(client, deployment_id)
+    time.sleep(SETTLE_S)
+    return deleted + _delete_auto_scheduled(client, deployment_id)
+
+
+def _delete_auto_scheduled(client: SyncPrefectClient, deployment_id: UUID | str) -> int:
+    strays = [run for run in _scheduled_runs(client, deployment_id) if run.auto_scheduled]
+    for flow_run in strays:
+        client.delete_flow_run(flow_run.id)
+    return len(strays)
 
 
 def resume(client: SyncPrefectClient, deployment_id: UUID | str) -> None:

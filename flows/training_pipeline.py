@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prefect import flow
 from prefect.states import Completed
 
@@ -10,7 +12,7 @@ from tasks.example_gen.task import generate_examples
 from tasks.example_validator.task import validate_examples
 from tasks.pusher.task import push_model
 from tasks.schema_gen.task import generate_schema
-from tasks.shared.config import PipelineConfig
+from tasks.shared.config import PipelineConfig, with_overrides
 from tasks.shared.slot_task import check_schedule_slot
 from tasks.shared.summary import RunSummary
 from tasks.shared.summary_task import summarize_run
@@ -36,13 +38,21 @@ from tasks.transform.task import transform_examples
     on_crashed=[on_flow_crashed],
     on_cancellation=[on_flow_cancelled],
 )
-def training_pipeline(config: PipelineConfig, run_id: str | None = None) -> RunSummary:
+def training_pipeline(
+    config: PipelineConfig, run_id: str | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> RunSummary:
     """Train, evaluate and (if blessed) push one model from raw data.
+
+    `overrides` is a partial config merged over `config` (the deployment's, by default),
+    e.g. {"training": {"epochs": 8}}: `prefect deployment run ... --param overrides=...`
+    changes a few fields without restating the whole config.
 
     `run_id` names the state-store record this flow run fills (made beforehand by
     `retrain runs start/rerun`); empty, the run hooks create one. A run of a schedule's
     deployment that starts too long after its slot is skipped (`tasks/shared/slots.py`).
     """
+    config = with_overrides(config, overrides)
     slot = check_schedule_slot()
     if slot.skip:
         return Completed(name="Skipped", message=slot.reason)

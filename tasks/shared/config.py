@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -386,3 +386,23 @@ class PipelineConfig(_Config):
     def trainer_module_file(self) -> str | None:
         """The module holding run_fn (the transform module unless set)."""
         return self.trainer.module_file or self.transform.module_file
+
+
+def deep_merge(base: dict[str, Any], overrides: dict[str, Any]) -> None:
+    """Merge `overrides` into `base` in place: nested dicts merge key by key, anything else
+    (lists included) replaces."""
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            deep_merge(base[key], value)
+        else:
+            base[key] = value
+
+
+def with_overrides(config: PipelineConfig, overrides: dict[str, Any] | None) -> PipelineConfig:
+    """`config` with a partial config merged over it (e.g. {"training": {"epochs": 8}}),
+    validated again as a whole; no overrides gives `config` itself."""
+    if not overrides:
+        return config
+    values = config.model_dump(mode="json", by_alias=True)
+    deep_merge(values, overrides)
+    return PipelineConfig.model_validate(values)

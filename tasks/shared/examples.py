@@ -15,7 +15,7 @@ from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
-from tasks.shared.config import PipelineConfig
+from tasks.shared.config import PipelineConfig, deep_merge
 
 RATING_MODULE = Path(__file__).resolve().parents[2] / "synthetic" / "modules" / "rating_model.py"
 
@@ -55,7 +55,7 @@ def taxi_config(**overrides: Any) -> PipelineConfig:
             ],
         },
     }
-    _merge(values, overrides)
+    deep_merge(values, overrides)
     return PipelineConfig.model_validate(values)
 
 
@@ -77,7 +77,7 @@ def rating_config(data_dir: str | Path, **overrides: Any) -> PipelineConfig:
             ],
         },
     }
-    _merge(values, overrides)
+    deep_merge(values, overrides)
     return PipelineConfig.model_validate(values)
 
 
@@ -126,14 +126,5 @@ def recommender_config(
         "training": {"epochs": 3, "batch_size": 256, "learning_rate": 0.1},
         "evaluator": {"metrics": RECOMMENDER_METRICS[model_type]},
     }
-    _merge(values, overrides)
+    deep_merge(values, overrides)
     return PipelineConfig.model_validate(values)
-
-
-def _merge(base: dict[str, Any], overrides: dict[str, Any]) -> None:
-    """Deep-merge overrides into base (dicts merge, everything else replaces)."""
-    for key, value in overrides.items():
-        if isinstance(value, dict) and isinstance(base.get(key), dict):
-            _merge(base[key], value)
-        else:
-            base[key] = value

@@ -1,4 +1,4 @@
-"""Run operations: the one Python API that `retrain …` (and later the schedules) call.
+"""Run operations: the one Python API that `retrain …` and the schedules call.
 
 Start a run from a config file, rerun a finished one, show and edit its config, cancel it,
 delete it with its artifacts, list the best runs, sync and list registered models. Each

@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy.orm import Session, sessionmaker
 
 from tasks.shared import events
-from tasks.shared.config import PipelineConfig
+from tasks.shared.config import PipelineConfig, with_overrides
 from tasks.shared.records import runs
 from tasks.shared.records.schemas import RunStatus, StageStatus
 from tasks.shared.refs import EpochMetrics
@@ -166,7 +166,8 @@ def _end(flow_run: Any, status: RunStatus, message: str | None) -> None:
 def on_flow_running(flow: Any, flow_run: Any, state: Any) -> None:
     """Flow hook: create (or resume) the run record as the flow starts running."""
     try:
-        config = PipelineConfig.model_validate(flow_run.parameters["config"])
+        config = with_overrides(PipelineConfig.model_validate(flow_run.parameters["config"]),
+                                flow_run.parameters.get("overrides"))
         open_run(config, str(flow_run.id), flow_run.parameters.get("run_id"),
                  str(flow_run.deployment_id) if flow_run.deployment_id else None)
     except Exception:

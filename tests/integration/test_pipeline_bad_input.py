@@ -130,3 +130,17 @@ def test_not_blessed_is_an_outcome_not_a_failure(prefect_harness, root, tiny_int
     from tasks.shared import registry
 
     assert registry.champion("never-blessed") is None
+
+
+def test_bad_overrides_fail_the_run_naming_the_field_before_any_stage(prefect_harness, root,
+                                                                     tiny_interactions):
+    from flows.training_pipeline import training_pipeline
+    from tasks.shared.examples import rating_config
+
+    config = rating_config(tiny_interactions, model_name="bad-overrides",
+                           pipeline_root=str(root / "pipelines"), beam=BEAM)
+    state = training_pipeline(config, overrides={"trainer": {"train_steps": -5}},
+                              return_state=True)
+    assert state.is_failed()
+    assert "trainer.train_steps" in state.message, state.message
+    assert not (root / "pipelines" / "bad-overrides").exists()  # no stage ran

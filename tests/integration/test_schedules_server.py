@@ -184,7 +184,7 @@ def test_schedule_fires_at_its_slot_pauses_resumes_and_triggers(prefect):
     assert paused.status.value == "paused" and paused.next_run_at is None
     assert _deployment(prefect, view).paused
     assert _upcoming(prefect, view) == []
-    with pytest.raises(AssertionError):  # three scheduler loops: still nothing
+    with pytest.raises(AssertionError):  # three scheduler loops later: still nothing
         wait_for(lambda: _upcoming(prefect, view), 6, what="no runs while paused")
     resumed = scheduling.resume_schedule("sched-good")
     assert resumed.status.value == "active" and resumed.next_run_at == slot
@@ -323,7 +323,8 @@ def test_bad_input_creates_nothing(prefect):
     with prefect_client(prefect["api_url"]) as client:
         before = sorted(d.name for d in client.read_deployments())
 
-    past = dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=5)
+    past = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=5)).replace(second=0,
+                                                                          microsecond=0)
     with pytest.raises(ValueError, match="is not in the future"):
         scheduling.create_schedule(ScheduleSpec(type="once", at=past), model_name="sched-none")
     with pytest.raises(LookupError, match="no registered model named 'nope'"):

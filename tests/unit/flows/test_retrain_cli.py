@@ -84,4 +84,47 @@ def test_check_name_free_taken_and_invalid(store):
 
 def test_db_upgrade_reports_the_revision(tmp_path):
     result = _cli(f"sqlite:///{tmp_path / 'fresh.db'}", "db", "upgrade")
-    assert result.returncode == 0 and "revision 0002" in result.stdout
+    assert result.returncode == 0 and "revision 0003" in result.stdout
+
+
+def test_schedule_preview_shows_both_zones_and_the_dst_note(store):
+    result = _cli(store, "schedules", "preview", "--type", "daily", "--time", "02:30",
+                  "--timezone", "Europe/Warsaw", "--count", "400")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "Daily at 02:30 (Europe/Warsaw)"
+    assert len(lines) == 401
+    # The spring-forward day: 02:30 does not exist and the run comes an hour early.
+    (spring,) = [line for line in lines if "2027-03-28" in line]
+    assert "Sun 2027-03-28 01:30 CET   2027-03-28 00:30 UTC" in spring
+    assert "clocks go forward 02:00→03:00 in Europe/Warsaw" in spring
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--type", "hourly", "--minute", "17"], "minute: minute must be one of 0, 15, 30, 45"),
+    (["--type", "daily", "--time", "9:00"], "time must be HH:MM"),
+    (["--type", "weekly", "--time", "09:00"], "a weekly schedule needs day_of_week"),
+    (["--type", "monthly", "--time", "09:00", "--day-of-month", "32"], "day_of_month"),
+    (["--type", "daily", "--time", "09:00", "--timezone", "CEST"], "unknown timezone 'CEST'"),
+    (["--type", "once", "--at", "2020-02-29 10:00"], "is not in the future"),
+    (["--type", "once", "--at", "2027-03-28 02:30", "--timezone", "Europe/Warsaw"],
+     "does not exist in Europe/Warsaw"),
+])
+def test_bad_schedules_exit_2_naming_the_problem(store, args, message):
+    for command in ("preview", "create"):
+        extra = ["--model", "ranker"] if command == "create" else []
+        result = _cli(store, "schedules", command, *extra, *args)
+        assert result.returncode == 2 and message in result.stderr, (command, result.stderr)
+    with session_maker(store)() as session:  # nothing was recorded
+        from tasks.shared.records import schedules
+
+        assert schedules.list_schedules(session) == []
+
+
+def test_schedules_need_a_prefect_server(store):
+    env_free = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+    result = subprocess.run(
+        [sys.executable, "-m", "flows.cli", "schedules", "create", "--model", "ranker",
+         "--type", "daily", "--time", "09:00"], capture_output=True, text=True, cwd=REPO,
+        env={**env_free, "RETRAIN_DATABASE_URL": store}, timeout=120)
+    assert result.returncode == 2 and "schedules need a running Prefect server" in result.stderr

@@ -101,3 +101,26 @@ def test_config_round_trips_through_json_with_the_schema_alias(tmp_path):
     again = PipelineConfig.model_validate_json(config.model_dump_json(by_alias=True))
     assert again == config
     assert again.schema_.schema_file == str(schema)
+
+
+def test_overrides_change_only_the_fields_they_name():
+    from tasks.shared.config import with_overrides
+    from tasks.shared.examples import recommender_config
+
+    base = recommender_config("/data", "ranking")
+    changed = with_overrides(base, {"training": {"epochs": 8}, "gpu": {"enabled": True}})
+    assert changed.training.epochs == 8 and changed.gpu.enabled is True
+    assert changed.training.batch_size == base.training.batch_size  # merged, not replaced
+    assert changed.model_copy(update={"training": base.training, "gpu": base.gpu}) == base
+    assert with_overrides(base, None) is base
+
+
+def test_bad_overrides_are_named_like_any_bad_config():
+    from tasks.shared.config import with_overrides
+    from tasks.shared.examples import recommender_config
+
+    base = recommender_config("/data", "ranking")
+    with pytest.raises(ValidationError, match=r"training\.epochs\n.*greater than or equal to 1"):
+        with_overrides(base, {"training": {"epochs": 0}})
+    with pytest.raises(ValidationError, match=r"training\.epoch\n.*Extra inputs are not permitted"):
+        with_overrides(base, {"training": {"epoch": 3}})
