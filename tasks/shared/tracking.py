@@ -149,10 +149,15 @@ def _record_cost(run) -> None:
 
 
 def _refresh_schedule(session: Session, run) -> None:
-    """A scheduled run ended: recount its schedule's statistics."""
+    """A scheduled run ended: recount its schedule's statistics. In a savepoint, so a
+    failed recount never loses the run's own outcome (the next run's recount catches up)."""
     from tasks.shared.scheduling import refresh_for_run
 
-    refresh_for_run(session, run)
+    try:
+        with session.begin_nested():
+            refresh_for_run(session, run)
+    except Exception:
+        logger.warning("could not recount the schedule of run %s", run.id, exc_info=True)
 
 
 def _end(flow_run: Any, status: RunStatus, message: str | None) -> None:
