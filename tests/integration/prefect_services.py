@@ -74,6 +74,26 @@ def wait_for(
 
 
 @contextmanager
+def process_environment(env: dict[str, str]) -> Iterator[None]:
+    """Set `env` in this process (so it reads the same store as the services it starts) and
+    restore the previous values afterwards; retrain's cached settings are re-read both ways."""
+    from tasks.shared.settings import get_settings
+
+    saved = {key: os.environ.get(key) for key in env}
+    os.environ.update(env)
+    get_settings.cache_clear()
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        get_settings.cache_clear()
+
+
+@contextmanager
 def prefect_client(api_url: str) -> Iterator["SyncPrefectClient"]:
     """A synchronous Prefect client bound to `api_url` rather than the session harness."""
     from prefect.client.orchestration import get_client

@@ -225,3 +225,22 @@ def test_deleting_a_schedule_keeps_its_runs(store):
     with session_maker(store)() as session:
         run = runs.get_run(session, run_id)
         assert run.status == "completed" and run.schedule_id is None
+
+
+def test_an_ambiguous_id_prefix_is_refused_naming_it(store):
+    from sqlalchemy import update
+
+    from tasks.shared.records.orm import TrainingSchedule
+
+    with session_maker(store).begin() as session:
+        for name, new in (("ranker", "abcdef01-0000-4000-8000-000000000000"),
+                          ("retriever", "abcdef02-0000-4000-8000-000000000000")):
+            schedule = _schedule(session, name)
+            session.execute(update(TrainingSchedule).where(TrainingSchedule.id == schedule.id)
+                            .values(id=new))
+    with session_maker(store)() as session:
+        with pytest.raises(LookupError, match="schedule id prefix 'abcdef' is ambiguous"):
+            schedules.get_schedule(session, "abcdef")
+        assert schedules.get_schedule(session, "abcdef02").registered_model.name == "retriever"
+        with pytest.raises(LookupError, match="no training run with id 'abcdef'"):
+            runs.get_run(session, "abcdef")

@@ -21,6 +21,7 @@ from prefect_services import (
     deploy_entrypoint,
     flow_run_process,
     prefect_client,
+    process_environment,
     process_worker,
     wait_for,
 )
@@ -42,25 +43,12 @@ def lifecycle(prefect_server, tiny_interactions, tmp_path_factory, session_dir):
         "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180",
         "TF_CPP_MIN_LOG_LEVEL": "2",
     }
-    saved = {key: os.environ.get(key) for key in env}
-    os.environ.update(env)  # this process reads the same store
-    from tasks.shared.settings import get_settings
-
-    get_settings.cache_clear()
     pool = f"lifecycle-{uuid.uuid4().hex[:6]}"
-    try:
-        with process_worker(prefect_server, pool, home / "worker", env, cwd=REPO):
-            deploy_entrypoint(prefect_server, "flows/training_pipeline.py:training_pipeline",
-                              "lifecycle", pool, REPO)
-            yield {"api_url": prefect_server, "home": home, "env": env,
-                   "data": tiny_interactions}
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-        get_settings.cache_clear()
+    with process_environment(env), \
+            process_worker(prefect_server, pool, home / "worker", env, cwd=REPO):
+        deploy_entrypoint(prefect_server, "flows/training_pipeline.py:training_pipeline",
+                          "lifecycle", pool, REPO)
+        yield {"api_url": prefect_server, "home": home, "env": env, "data": tiny_interactions}
 
 
 def _config(data: Path, home: Path, name: str):

@@ -24,6 +24,7 @@ from prefect_services import (
     deploy_entrypoint,
     prefect_client,
     prefect_server,
+    process_environment,
     process_worker,
     wait_for,
     webhook_receiver,
@@ -49,37 +50,25 @@ def prefect(tmp_path_factory, tiny_interactions):
         "PREFECT_RESULTS_LOCAL_STORAGE_PATH": str(home / "results"),
         "TF_CPP_MIN_LOG_LEVEL": "2",
     }
-    saved = {key: os.environ.get(key) for key in env}
-    os.environ.update(env)
+    pool = f"schedules-{uuid.uuid4().hex[:6]}"
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    from tasks.shared.settings import get_settings
+    with process_environment(env), \
+            prefect_server(home / "server", SCHEDULER) as api_url, \
+            process_worker(api_url, pool, home / "worker", env, cwd=REPO), \
+            webhook_receiver() as receiver, \
+            temporary_settings({PREFECT_API_URL: api_url}):
+        deploy_entrypoint(api_url, "flows/training_pipeline.py:training_pipeline", "base",
+                          pool, REPO)
+        deploy_entrypoint(api_url, "flows/run_failure.py:handle_run_failure", "automation",
+                          pool, REPO)
+        from deployments.automations import sync_automations
 
-    get_settings.cache_clear()
-    pool = f"schedules-{uuid.uuid4().hex[:6]}"
-    try:
-        with prefect_server(home / "server", SCHEDULER) as api_url, \
-                process_worker(api_url, pool, home / "worker", env, cwd=REPO), \
-                webhook_receiver() as receiver, \
-                temporary_settings({PREFECT_API_URL: api_url}):
-            deploy_entrypoint(api_url, "flows/training_pipeline.py:training_pipeline", "base",
-                              pool, REPO)
-            deploy_entrypoint(api_url, "flows/run_failure.py:handle_run_failure", "automation",
-                              pool, REPO)
-            from deployments.automations import sync_automations
-
-            with prefect_client(api_url) as client:
-                synced = sync_automations(client, webhook_url=receiver.url)
-                again = sync_automations(client, webhook_url=receiver.url)
-            yield {"api_url": api_url, "home": home, "env": env, "data": tiny_interactions,
-                   "receiver": receiver, "automations": (synced, again)}
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-        get_settings.cache_clear()
+        with prefect_client(api_url) as client:
+            synced = sync_automations(client, webhook_url=receiver.url)
+            again = sync_automations(client, webhook_url=receiver.url)
+        yield {"api_url": api_url, "home": home, "env": env, "data": tiny_interactions,
+               "receiver": receiver, "automations": (synced, again)}
 
 
 def _config(prefect, name: str, data: Path | None = None, **overrides):

@@ -8,7 +8,7 @@ never duplicates rows: stage and epoch rows are keyed by (run, stage) and (run, 
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
@@ -21,6 +21,9 @@ from tasks.shared.records.orm import (
     TrainingStage,
 )
 from tasks.shared.records.schemas import STAGES, TRANSITIONS, RunStatus, StageStatus, TransitionError
+
+
+T = TypeVar("T")
 
 
 def _now() -> dt.datetime:
@@ -107,18 +110,23 @@ def get_run(session: Session, run_id: str) -> TrainingRun:
 
     Deleted runs are found too: operations refuse them with that reason.
     """
-    run = session.get(TrainingRun, run_id)
-    if run is not None:
-        return run
-    if len(run_id) >= MIN_PREFIX and all(c in "0123456789abcdef-" for c in run_id.lower()):
-        matches = list(session.execute(
-            select(TrainingRun).where(TrainingRun.id.startswith(run_id.lower())).limit(2)
-        ).scalars())
-        if len(matches) == 1:
-            return matches[0]
-        if len(matches) > 1:
-            raise LookupError(f"run id prefix {run_id!r} is ambiguous; give more characters")
-    raise LookupError(f"no training run with id {run_id!r}")
+    run = session.get(TrainingRun, run_id) or by_id_prefix(session, TrainingRun, run_id, "run")
+    if run is None:
+        raise LookupError(f"no training run with id {run_id!r}")
+    return run
+
+
+def by_id_prefix(session: Session, table: type[T], prefix: str, what: str) -> T | None:
+    """The one row of `table` whose id starts with `prefix` (MIN_PREFIX+ hex characters),
+    None if none; LookupError naming `what` if several do."""
+    if len(prefix) < MIN_PREFIX or any(c not in "0123456789abcdef-" for c in prefix.lower()):
+        return None
+    matches = list(session.execute(
+        select(table).where(table.id.startswith(prefix.lower())).limit(2)
+    ).scalars())
+    if len(matches) > 1:
+        raise LookupError(f"{what} id prefix {prefix!r} is ambiguous; give more characters")
+    return matches[0] if matches else None
 
 
 def run_for_flow_run(session: Session, flow_run_id: str) -> TrainingRun | None:

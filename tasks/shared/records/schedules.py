@@ -16,7 +16,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from tasks.shared.records.orm import RegisteredModel, TrainingRun, TrainingSchedule
-from tasks.shared.records.runs import MIN_PREFIX, model_by_name
+from tasks.shared.records.runs import by_id_prefix, model_by_name
 from tasks.shared.records.schemas import RunStatus
 
 
@@ -107,15 +107,10 @@ def get_schedule(session: Session, ref: str) -> TrainingSchedule:
         if schedule is None:
             raise LookupError(f"model {ref!r} has no schedule")
         return schedule
-    if len(ref) >= MIN_PREFIX and all(c in "0123456789abcdef-" for c in ref.lower()):
-        matches = list(session.execute(
-            select(TrainingSchedule).where(TrainingSchedule.id.startswith(ref.lower())).limit(2)
-        ).scalars())
-        if len(matches) == 1:
-            return matches[0]
-        if len(matches) > 1:
-            raise LookupError(f"schedule id prefix {ref!r} is ambiguous; give more characters")
-    raise LookupError(f"no schedule with id or model name {ref!r}")
+    schedule = by_id_prefix(session, TrainingSchedule, ref, "schedule")
+    if schedule is None:
+        raise LookupError(f"no schedule with id or model name {ref!r}")
+    return schedule
 
 
 def schedule_for_deployment(session: Session, deployment_id: str) -> TrainingSchedule | None:
