@@ -66,7 +66,16 @@ def definitions(failure_deployment_id: UUID, block_document_id: UUID) -> list[Au
         return EventTrigger(expect=events, match=match, match_related=related or {},
                             posture=Posture.Reactive, threshold=1)
 
-    run_match = {"prefect.resource.id": "retrain.run.*"}
+    def notify(name: str, description: str, event: str, *, subject: str, body: str):
+        """On a retrain event about a run record, send a notification through the block."""
+        return AutomationCore(
+            name=name, description=description,
+            trigger=on({event}, {"prefect.resource.id": "retrain.run.*"}),
+            actions=[SendNotification(block_document_id=block_document_id, subject=subject,
+                                      body=body)],
+            tags=["retrain"],
+        )
+
     return [
         AutomationCore(
             name=FAILED_RUN,
@@ -86,46 +95,25 @@ def definitions(failure_deployment_id: UUID, block_document_id: UUID) -> list[Au
             )],
             tags=["retrain"],
         ),
-        AutomationCore(
-            name=NOTIFY_FAILED,
-            description="Tell people a training run failed: its name, stage and error.",
-            trigger=on({"retrain.run.failed"}, run_match),
-            actions=[SendNotification(
-                block_document_id=block_document_id,
-                subject="retrain: {{ event.payload.run_name }} {{ event.payload.status }}",
-                body="Training run {{ event.payload.run_name }} (model "
-                     "{{ event.payload.model_name }}) {{ event.payload.status }} at stage "
-                     "{{ event.payload.error_stage }}: {{ event.payload.error_message }}. "
-                     "Failed runs in a row: {{ event.payload.consecutive_failures }}.",
-            )],
-            tags=["retrain"],
-        ),
-        AutomationCore(
-            name=NOTIFY_PAUSED,
-            description="Tell people the circuit breaker paused a schedule.",
-            trigger=on({"retrain.schedule.paused"}, run_match),
-            actions=[SendNotification(
-                block_document_id=block_document_id,
-                subject="retrain: schedule of {{ event.payload.model_name }} paused",
-                body="The schedule of {{ event.payload.model_name }} was paused: "
-                     "{{ event.payload.pause_reason }}. Resume it with `retrain schedules "
-                     "resume {{ event.payload.model_name }}`.",
-            )],
-            tags=["retrain"],
-        ),
-        AutomationCore(
-            name=NOTIFY_NOT_BLESSED,
-            description="Tell people a run finished but its model was not blessed.",
-            trigger=on({"retrain.model.not-blessed"}, run_match),
-            actions=[SendNotification(
-                block_document_id=block_document_id,
-                subject="retrain: {{ event.payload.run_name }} not blessed",
-                body="Training run {{ event.payload.run_name }} (model "
-                     "{{ event.payload.model }}) finished but was not blessed, so nothing "
-                     "was pushed: {{ event.payload.reason }}",
-            )],
-            tags=["retrain"],
-        ),
+        notify(NOTIFY_FAILED, "Tell people a training run failed: its name, stage and error.",
+               "retrain.run.failed",
+               subject="retrain: {{ event.payload.run_name }} {{ event.payload.status }}",
+               body="Training run {{ event.payload.run_name }} (model "
+                    "{{ event.payload.model_name }}) {{ event.payload.status }} at stage "
+                    "{{ event.payload.error_stage }}: {{ event.payload.error_message }}. "
+                    "Failed runs in a row: {{ event.payload.consecutive_failures }}."),
+        notify(NOTIFY_PAUSED, "Tell people the circuit breaker paused a schedule.",
+               "retrain.schedule.paused",
+               subject="retrain: schedule of {{ event.payload.model_name }} paused",
+               body="The schedule of {{ event.payload.model_name }} was paused: "
+                    "{{ event.payload.pause_reason }}. Resume it with `retrain schedules "
+                    "resume {{ event.payload.model_name }}`."),
+        notify(NOTIFY_NOT_BLESSED, "Tell people a run finished but its model was not blessed.",
+               "retrain.model.not-blessed",
+               subject="retrain: {{ event.payload.run_name }} not blessed",
+               body="Training run {{ event.payload.run_name }} (model "
+                    "{{ event.payload.model }}) finished but was not blessed, so nothing "
+                    "was pushed: {{ event.payload.reason }}"),
     ]
 
 
