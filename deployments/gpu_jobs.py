@@ -52,16 +52,17 @@ def base_job_template() -> dict[str, Any]:
 
 
 def job_variables(
-    gpu: GpuConfig, *, image: str, env: dict[str, str] | None = None,
+    gpu: GpuConfig, *, image: str | None = None, env: dict[str, str] | None = None,
     cpu_request: str | None = None, memory_request: str | None = None,
     active_deadline_seconds: int | None = None,
 ) -> dict[str, Any]:
     """Job variables for a Trainer pod with `gpu`: GPU count, node selector, tolerations.
 
     A disabled GpuConfig gives a CPU-only pod (no GPU request, no GPU node selector or
-    toleration). Unset resources keep the template's defaults.
+    toleration). Unset resources keep the template's defaults, and no image or env keeps
+    the deployment's (a flow run's job variables replace a deployment's key by key).
     """
-    variables: dict[str, Any] = {"image": image}
+    variables: dict[str, Any] = {"image": image} if image else {}
     if gpu.enabled:
         selector = {ACCELERATOR_LABEL: normalise_gpu_type(gpu.type)} if gpu.type else {}
         tolerations = [GPU_TOLERATION]

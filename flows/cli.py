@@ -214,6 +214,17 @@ def _runs_show(args) -> int:
             print(f"    {stage.stage:<17} {stage.status:<9} {seconds}{note}")
         if run.error_stage:
             print(f"  error    {run.error_stage}: {run.error_message}")
+        if run.trainer_strategy or run.gpus_visible:
+            print(f"  trainer  {run.trainer_strategy or 'user run_fn'}, "
+                  f"{run.trainer_replicas or 1} replica(s); GPUs seen: "
+                  f"{', '.join(run.gpus_visible or []) or 'none'}")
+        for attempt in run.trainer_attempts:
+            gpus = f"{attempt.gpu_count}×{attempt.gpu_type or 'any GPU'}" \
+                if attempt.gpu_count else "CPU"
+            resumed = (f", resumed after epoch {attempt.resumed_from_epoch}"
+                       if attempt.resumed_from_epoch else "")
+            reason = f": {attempt.reason}" if attempt.reason else ""
+            print(f"  attempt  #{attempt.number} {gpus} {attempt.outcome}{resumed}{reason}")
         for name, value in sorted((run.metrics or {}).items()):
             if isinstance(value, (int, float)):
                 print(f"  metric   {name} = {value:.4f}")

@@ -6,7 +6,7 @@ from these with ordinary code; nothing is generated as text.
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -147,8 +147,30 @@ class TrainingParams(_Config):
     )
 
 
+class GpuOption(_Config):
+    """One GPU shape the Trainer's pod may ask for: accelerator type and count."""
+
+    type: str | None = Field(
+        default=None, description="Accelerator type, e.g. nvidia-tesla-t4 (node selector); "
+        "empty for any GPU node."
+    )
+    count: int = Field(default=1, ge=1, le=16, description="GPUs in the pod.")
+
+    def label(self) -> str:
+        """'4×nvidia-tesla-t4' (for logs and attempt records)."""
+        return f"{self.count}×{self.type or 'any GPU'}"
+
+
 class GpuConfig(_Config):
-    """GPUs for the Trainer. Requested GPUs must be visible, or the Trainer fails."""
+    """GPUs for the Trainer. Requested GPUs must be visible, or the Trainer fails.
+
+    With `deployment` set, the Trainer runs as a flow run of that deployment (the
+    `gpu-trainer` flow on the Kubernetes work pool) instead of in the pipeline's process:
+    `type`/`count` are tried first, then each `fallback` option whose predecessor's pod
+    stayed unschedulable for `unschedulable_wait_seconds`. An evicted, preempted or crashed
+    pod is resubmitted from the last finished epoch, at most `infrastructure_retries` times;
+    an error in the training code is never retried.
+    """
 
     enabled: bool = Field(default=False, description="Train on GPUs.")
     count: int = Field(
@@ -164,6 +186,52 @@ class GpuConfig(_Config):
         default=None, description="Machine type of the trainer node, e.g. n1-standard-16 "
         "(cost estimates)."
     )
+    deployment: str | None = Field(
+        default=None, pattern=r"^[^/\s]+/[^/\s]+$",
+        description="Run the Trainer as a flow run of this deployment, e.g. "
+        "gpu-trainer/kubernetes (prefect.yaml); empty: in the pipeline's own process.",
+    )
+    fallback: list[GpuOption] = Field(
+        default_factory=list, max_length=8,
+        description="GPU options tried in order after type/count when a pod cannot be "
+        "scheduled, e.g. [{type: nvidia-tesla-v100, count: 4}, {type: nvidia-l4, count: 4}].",
+    )
+    unschedulable_wait_seconds: int = Field(
+        default=600, ge=0, le=86400,
+        description="How long a Trainer pod may stay unschedulable (or unclaimed by a worker) "
+        "before its option is given up for the next one.",
+    )
+    infrastructure_retries: int = Field(
+        default=3, ge=0, le=20,
+        description="Resubmissions after an evicted, preempted or crashed Trainer pod (each "
+        "resumes from the last finished epoch). Errors in training code are not retried.",
+    )
+
+    # Where and how the Trainer is scheduled, not what it computes: not in its cache key.
+    ORCHESTRATION_FIELDS: ClassVar[frozenset[str]] = frozenset(
+        {"deployment", "fallback", "unschedulable_wait_seconds", "infrastructure_retries"}
+    )
+
+    @model_validator(mode="after")
+    def _check_fallback(self) -> GpuConfig:
+        if self.fallback and not self.enabled:
+            raise ValueError("fallback: GPU options need gpu.enabled: true")
+        if self.fallback and not self.deployment:
+            raise ValueError(
+                "fallback: GPU options apply to a trainer deployment; set gpu.deployment "
+                "(e.g. gpu-trainer/kubernetes)"
+            )
+        return self
+
+    @property
+    def options(self) -> list[GpuOption]:
+        """Every GPU option in the order they are tried: type/count first."""
+        return [GpuOption(type=self.type, count=self.count), *self.fallback]
+
+    def with_option(self, option: GpuOption) -> GpuConfig:
+        """This config for one attempt: `option`'s type and count, no further fallback."""
+        return self.model_copy(update={"type": option.type, "count": option.count,
+                                       "fallback": []})
 
 
 class RecommenderSpec(_Config):
@@ -173,3 +241,8 @@ class RecommenderSpec(_Config):
     model: ModelConfig = Field(description="Model config.")
     training: TrainingParams = Field(description="Training parameters.")
     gpu: GpuConfig = Field(description="GPU config.")
+    checkpoint_dir: str | None = Field(
+        default=None,
+        description="Checkpoint every epoch here and resume from the last checkpoint found "
+        "(set by the platform for a Trainer pod that may be preempted; not a cache input).",
+    )

@@ -7,6 +7,7 @@ key, so a downstream stage's key changes exactly when something upstream changed
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -79,6 +80,24 @@ class EpochMetrics(BaseModel):
     metrics: dict[str, float] = Field(description="Keras logs: loss, val_loss, val_recall_at_K …")
 
 
+class TrainerAttempt(BaseModel):
+    """One submission of the Trainer to its deployment (a GPU option, a pod) and its end."""
+
+    number: int = Field(ge=1, description="1-based attempt number within the stage.")
+    gpu_type: str | None = Field(default=None, description="Accelerator type asked for.")
+    gpu_count: int = Field(default=0, ge=0, description="GPUs asked for (0: CPU pod).")
+    flow_run_id: str | None = Field(default=None, description="The gpu-trainer flow run.")
+    outcome: Literal[
+        "running", "succeeded", "unschedulable", "interrupted", "failed", "cancelled",
+    ] = Field(default="running", description="How the attempt ended (running: not yet).")
+    reason: str | None = Field(default=None, description="Why it ended that way.")
+    resumed_from_epoch: int = Field(
+        default=0, ge=0, description="Epochs restored from a checkpoint when it started."
+    )
+    started_at: datetime | None = Field(default=None, description="Submitted at (UTC).")
+    finished_at: datetime | None = Field(default=None, description="Ended at (UTC).")
+
+
 class TrainerOutput(StageOutput):
     """Trainer's output plus how it trained (recommender models; empty for user modules)."""
 
@@ -86,6 +105,16 @@ class TrainerOutput(StageOutput):
     strategy: str | None = Field(default=None, description="tf.distribute strategy used.")
     replicas: int | None = Field(default=None, description="Replicas in sync.")
     gpus_visible: list[str] = Field(default_factory=list, description="GPUs TensorFlow saw.")
+    epochs_run: int | None = Field(default=None, description="Epochs the model has trained.")
+    resumed_from_epoch: int | None = Field(
+        default=None, description="Epochs restored from a checkpoint (a resumed Trainer)."
+    )
+    optimizer_steps: int | None = Field(
+        default=None, description="Optimizer steps of the final model, resumed ones included."
+    )
+    attempts: list[TrainerAttempt] = Field(
+        default_factory=list, description="Submissions to the trainer deployment, if any."
+    )
 
 
 class SplitStats(BaseModel):

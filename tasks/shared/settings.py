@@ -47,6 +47,12 @@ class RetrainSettings(BaseSettings):
         "steps each schedule's own deployment copies.",
     )
 
+    trainer_poll_seconds: float = Field(
+        default=5.0, gt=0, le=300,
+        description="How often a run whose Trainer runs as its own flow run (gpu.deployment) "
+        "checks that flow run's state and its pod's scheduling events.",
+    )
+
     def resolved_database_url(self) -> str:
         """The state store's SQLAlchemy URL."""
         return self.database_url or f"sqlite:///{(self.home / 'state.db').absolute()}"

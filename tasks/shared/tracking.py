@@ -17,7 +17,7 @@ from tasks.shared import events
 from tasks.shared.config import PipelineConfig, with_overrides
 from tasks.shared.records import runs
 from tasks.shared.records.schemas import RunStatus, StageStatus
-from tasks.shared.refs import EpochMetrics
+from tasks.shared.refs import EpochMetrics, TrainerAttempt, TrainerOutput
 from tasks.shared.settings import get_settings
 
 logger = logging.getLogger("retrain.tracking")
@@ -129,6 +129,17 @@ class StoreEpochSink:
                 "epoch": record.epoch, "total_epochs": record.total_epochs,
                 "metrics": record.metrics, "seconds": record.seconds})
         _with_run(self._flow_run_id, action)
+
+
+def record_attempt(flow_run_id: Any, attempt: TrainerAttempt) -> None:
+    """A Trainer attempt was submitted or ended: its row on the run record."""
+    _with_run(flow_run_id, lambda session, run: runs.record_attempt(session, run.id, attempt))
+
+
+def record_trainer_devices(flow_run_id: Any, output: TrainerOutput) -> None:
+    """The GPUs the Trainer saw and the strategy it trained with, on the run record."""
+    _with_run(flow_run_id, lambda session, run: runs.record_trainer_devices(
+        session, run.id, output.strategy, output.replicas, output.gpus_visible))
 
 
 def _record_cost(run) -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from tasks.shared.caching import StagePlan
 from tasks.shared.config import PipelineConfig
+from tasks.shared.models import GpuConfig
 from tasks.shared.fingerprint import fingerprint, module_sources
 from tasks.shared.refs import StageOutput, TrainerOutput
 from tasks.shared.tfx_runtime import package_user_module, proto_json, run_executor
@@ -25,9 +26,19 @@ def user_function(config: PipelineConfig) -> tuple[str | None, str | None, dict]
     return config.trainer_module_file, None, dict(config.trainer.custom_config)
 
 
+def cache_inputs(custom_config: dict) -> dict:
+    """custom_config without what only says where and how the Trainer is scheduled."""
+    kept = {key: value for key, value in custom_config.items() if key != "checkpoint_dir"}
+    if isinstance(kept.get("gpu"), dict):
+        kept["gpu"] = {key: value for key, value in kept["gpu"].items()
+                       if key not in GpuConfig.ORCHESTRATION_FIELDS}
+    return kept
+
+
 def plan(config: PipelineConfig, transform: StageOutput, schema: StageOutput) -> StagePlan:
     """Fingerprint: transform outputs, schema, trainer config and run_fn's module sources."""
     module_file, function, custom_config = user_function(config)
+    custom_config = cache_inputs(custom_config) if function else custom_config
     parts = {
         "transform": transform.fingerprint,
         "schema": schema.fingerprint,
@@ -38,6 +49,29 @@ def plan(config: PipelineConfig, transform: StageOutput, schema: StageOutput) ->
     sources = module_sources(module_file) if module_file else _library_sources()
     fp = fingerprint(STAGE, parts, sources)
     return StagePlan.for_stage(config, STAGE, fp)
+
+
+def checkpoint_dir(plan: StagePlan) -> str:
+    """Epoch checkpoints of a Trainer that may be interrupted: beside its output directory
+    (which each attempt empties), keyed by the same fingerprint."""
+    return f"{plan.output_dir}.checkpoints"
+
+
+def require_gpus(gpu: GpuConfig) -> list[str]:
+    """The GPUs TensorFlow sees; raises if GPUs are requested and none is visible.
+
+    The library run_fn checks this itself (`choose_strategy`); a user module's run_fn would
+    otherwise train on the CPU without a word.
+    """
+    import tensorflow as tf
+
+    visible = [device.name for device in tf.config.list_physical_devices("GPU")]
+    if gpu.enabled and not visible:
+        raise RuntimeError(
+            f"GPUs requested (count={gpu.count}) but none is visible to TensorFlow; check the "
+            "pod's GPU limit and node selector, the NVIDIA driver and CUDA_VISIBLE_DEVICES"
+        )
+    return visible
 
 
 def serving_model_exists(model_uri: str) -> bool:
@@ -66,13 +100,24 @@ def seed_tensorflow(seed: int | None) -> None:
 
 
 def run(
-    plan: StagePlan, config: PipelineConfig, transform: StageOutput, schema: StageOutput
+    plan: StagePlan, config: PipelineConfig, transform: StageOutput, schema: StageOutput,
+    checkpoints: str | None = None,
 ) -> TrainerOutput:
-    """Train; fail if run_fn returned without writing a serving model."""
+    """Train; fail if run_fn returned without writing a serving model.
+
+    `checkpoints` (library models only): checkpoint every epoch there and resume from the
+    last checkpoint found.
+    """
     from tfx.proto import trainer_pb2
 
     module_file, function, custom_config = user_function(config)
     recommender = function is not None
+    gpus_visible: list[str] = []
+    if recommender:
+        if checkpoints:
+            custom_config["checkpoint_dir"] = checkpoints
+    elif config.gpu.enabled:
+        gpus_visible = require_gpus(config.gpu)
     # The library run_fn seeds itself from training.seed.
     seed_tensorflow(None if recommender else config.trainer.seed)
     # A recommender trains for training.epochs over the whole split, not a step budget.
@@ -104,21 +149,22 @@ def run(
         )
     return TrainerOutput(
         stage=STAGE, fingerprint=plan.fingerprint, artifacts=artifacts,
-        **training_record(artifacts["model"].uri, artifacts["model_run"].uri),
+        **training_record(artifacts["model"].uri, artifacts["model_run"].uri, gpus_visible),
     )
 
 
-def training_record(model_uri: str, model_run_uri: str) -> dict:
+def training_record(model_uri: str, model_run_uri: str, gpus_visible: list[str]) -> dict:
     """Epochs and device facts the library run_fn left beside the model (none for user modules)."""
     from tfx.dsl.io import fileio
 
     from tasks.trainer.epochs import read_epochs
 
-    record: dict = {"epochs": read_epochs(model_run_uri)}
+    record: dict = {"epochs": read_epochs(model_run_uri), "gpus_visible": gpus_visible}
     summary = f"{model_uri.rstrip('/')}/recommender.json"
     if fileio.exists(summary):
         with fileio.open(summary, "r") as handle:
             facts = json.load(handle)
-        record.update(strategy=facts.get("strategy"), replicas=facts.get("replicas"),
-                      gpus_visible=facts.get("gpus_visible", []))
+        record.update({key: facts.get(key) for key in (
+            "strategy", "replicas", "epochs_run", "resumed_from_epoch", "optimizer_steps")})
+        record["gpus_visible"] = facts.get("gpus_visible", [])
     return record

@@ -55,6 +55,16 @@ def publish(record: EpochMetrics, model_run_dir: str) -> None:
         sink.on_epoch(record)
 
 
+def write_all(records: list[EpochMetrics], model_run_dir: str) -> None:
+    """Write the epochs file afresh with `records` (a resumed Trainer's earlier epochs);
+    the sinks already received them when they were first published."""
+    from tfx.dsl.io import fileio
+
+    fileio.makedirs(model_run_dir)
+    with fileio.open(f"{model_run_dir.rstrip('/')}/{EPOCHS_FILE}", "w") as handle:
+        handle.write("".join(record.model_dump_json() + "\n" for record in records))
+
+
 def read_epochs(model_run_dir: str) -> list[EpochMetrics]:
     """The epochs a run recorded (empty if it recorded none)."""
     from tfx.dsl.io import fileio

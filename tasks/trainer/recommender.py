@@ -21,6 +21,7 @@ from tfx_bsl.public import tfxio
 from tasks.evaluator.metrics import RecallAccumulator
 from tasks.shared.features import FeatureConfig, XfColumn
 from tasks.shared.models import RECALL_KS, RecommenderSpec
+from tasks.trainer import checkpoints
 from tasks.trainer import epochs as epoch_records
 from tasks.trainer.export import export_recommender
 from tasks.trainer.models import build_model, choose_strategy, input_sizes, make_optimizer
@@ -179,13 +180,27 @@ def run_fn(fn_args) -> None:
         sizes = input_sizes(spec.features, tft_output.vocabulary_size_by_name)
         model = build_model(spec.model, spec.features, sizes, corpus.features, corpus.probability)
         model.compile(optimizer=make_optimizer(spec.model.optimizer, params.learning_rate))
-    history = model.fit(train, epochs=params.epochs, validation_data=validation,
-                        callbacks=callbacks, verbose=2)
+    resumed_from = 0
+    if spec.checkpoint_dir:
+        # A preempted pod's successor picks up after the last finished epoch.
+        manager = checkpoints.manager_for(spec.checkpoint_dir, model)
+        with strategy.scope():
+            # Weights exist since build_model; slots and the step counter must too, so
+            # that every saved value has a variable to land in.
+            model.optimizer.build(model.trainable_variables)
+            resumed_from = checkpoints.restore(manager, fn_args.model_run_dir)
+        callbacks.append(checkpoints.EpochCheckpoint(manager, fn_args.model_run_dir))
+    history = model.fit(train, epochs=params.epochs, initial_epoch=resumed_from,
+                        validation_data=validation, callbacks=callbacks, verbose=2)
+    epochs_run = history.epoch[-1] + 1 if history.epoch else resumed_from
 
     export_recommender(
         model, spec, tft_output, corpus.ids, corpus.features,
         serving_dir=fn_args.serving_model_dir,
         model_dir=os.path.dirname(fn_args.serving_model_dir.rstrip("/")),
-        training={"epochs_run": len(history.epoch), "strategy": info.strategy,
-                  "replicas": info.replicas, "gpus_visible": list(info.gpus_visible)},
+        training={"epochs_run": epochs_run, "resumed_from_epoch": resumed_from,
+                  "optimizer_steps": int(model.optimizer.iterations.numpy()),
+                  "strategy": info.strategy, "replicas": info.replicas,
+                  "gpus_visible": list(info.gpus_visible)},
     )
+

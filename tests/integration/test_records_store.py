@@ -32,7 +32,7 @@ def store(request, tmp_path) -> str:
 
 
 def test_upgrade_head_builds_the_schema_once(store):
-    assert current_revision(store) == "0003"
+    assert current_revision(store) == "0004"
     upgrade(store)  # already at head: nothing to do, nothing breaks
     tables = set(inspect(engine_for(store)).get_table_names())
     assert {"registered_model", "training_run", "training_stage",
@@ -56,7 +56,7 @@ def test_upgrade_from_the_previous_revision_keeps_every_row(request, tmp_path, b
             "INSERT INTO training_stage (id, run_id, stage, position, status) "
             "VALUES ('s1', 'r1', 'ExampleGen', 0, 'completed')"))
     upgrade(url)
-    assert current_revision(url) == "0003"
+    assert current_revision(url) == "0004"
     with session_maker(url)() as session:
         run = runs.get_run(session, "r1")
         assert (run.name, run.run_number, run.config, run.status) == (

@@ -35,6 +35,28 @@ AUTOMATION_PARAMETERS = {"flow_run_id": "6b7c1b0e-4a56-4c8e-9a57-2b1d2c3e4f50",
                          "state_name": "Crashed", "message": "Process exited with status code: -9"}
 
 
+def trainer_request() -> dict[str, Any]:
+    """What the training flow passes the gpu-trainer deployment (tasks/trainer/remote.py)."""
+    from tasks.shared.examples import recommender_config
+    from tasks.shared.refs import ArtifactRef, StageOutput
+    from tasks.trainer.request import TrainerRequest
+
+    config = recommender_config(REPO_ROOT / ".retrain" / "data", "retrieval", gpu={
+        "enabled": True, "count": 4, "type": "nvidia-tesla-t4",
+        "deployment": "gpu-trainer/kubernetes", "fallback": [{"type": "nvidia-l4", "count": 4}]})
+    def output(stage: str, **types: str) -> StageOutput:
+        return StageOutput(stage=stage, fingerprint="f" * 64, artifacts={
+            key: ArtifactRef(type_name=type_name, uri=f"/pipelines/{stage}/{key}")
+            for key, type_name in types.items()})
+    request = TrainerRequest(
+        config=config, gpu=config.gpu.options[1], attempt=2,
+        transform=output("Transform", transformed_examples="Examples",
+                         transform_graph="TransformGraph"),
+        schema=output("SchemaGen", schema="Schema"),
+    )
+    return request.model_dump(mode="json", by_alias=True)
+
+
 @functools.lru_cache(maxsize=None)
 def load_flow(entrypoint: str) -> Flow[Any, Any]:
     """Import an entrypoint as a worker does: a failed import raises, no placeholder flow."""
@@ -93,6 +115,8 @@ def test_parameters_validate(
     parameters = deployment.get("parameters") or {}
     if "automation" in deployment.get("tags", []):
         parameters = {**parameters, **AUTOMATION_PARAMETERS}
+    if "trainer" in deployment.get("tags", []):
+        parameters = {**parameters, "request": trainer_request()}
     # The server's check when a run is created: the JSON schema `prefect deploy` uploads.
     validate(parameters, parameter_schema(flow.fn).model_dump(exclude_unset=True),
              raise_on_error=True)

@@ -119,6 +119,10 @@ class TrainingRun(Base):
     )
     # How long after its scheduled slot the run started (scheduled runs only).
     lateness_seconds: Mapped[float | None] = mapped_column(Float)
+    # How the Trainer ran: the devices TensorFlow saw and the strategy over them.
+    trainer_strategy: Mapped[str | None] = mapped_column(String(64))
+    trainer_replicas: Mapped[int | None] = mapped_column(Integer)
+    gpus_visible: Mapped[list[str] | None] = mapped_column(JSON)
 
     registered_model: Mapped[RegisteredModel] = relationship(back_populates="runs")
     stages: Mapped[list[TrainingStage]] = relationship(
@@ -127,6 +131,10 @@ class TrainingRun(Base):
     epochs: Mapped[list[TrainingMetricsHistory]] = relationship(
         back_populates="run", cascade="all, delete-orphan",
         order_by="TrainingMetricsHistory.epoch",
+    )
+    trainer_attempts: Mapped[list[TrainerAttemptRecord]] = relationship(
+        back_populates="run", cascade="all, delete-orphan",
+        order_by="TrainerAttemptRecord.number",
     )
 
 
@@ -166,6 +174,29 @@ class TrainingMetricsHistory(Base):
     metrics: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False)
 
     run: Mapped[TrainingRun] = relationship(back_populates="epochs")
+
+
+class TrainerAttemptRecord(Base):
+    """One submission of a run's Trainer to its deployment: the GPU option and how it ended
+    (succeeded, unschedulable, interrupted, failed, cancelled; running while it runs)."""
+
+    __tablename__ = "trainer_attempt"
+    __table_args__ = (UniqueConstraint("run_id", "number"),)
+
+    run_id: Mapped[str] = mapped_column(
+        ForeignKey("training_run.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    number: Mapped[int] = mapped_column(Integer, nullable=False)
+    gpu_type: Mapped[str | None] = mapped_column(String(64))
+    gpu_count: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    flow_run_id: Mapped[str | None] = mapped_column(String(36))
+    outcome: Mapped[str] = mapped_column(String(16), nullable=False)
+    reason: Mapped[str | None] = mapped_column(Text)
+    resumed_from_epoch: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    started_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+    run: Mapped[TrainingRun] = relationship(back_populates="trainer_attempts")
 
 
 class TrainingSchedule(Base):

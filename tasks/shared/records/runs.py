@@ -16,11 +16,13 @@ from sqlalchemy.orm import Session
 from tasks.shared.records.orm import (
     new_id,
     RegisteredModel,
+    TrainerAttemptRecord,
     TrainingMetricsHistory,
     TrainingRun,
     TrainingStage,
 )
 from tasks.shared.records.schemas import STAGES, TRANSITIONS, RunStatus, StageStatus, TransitionError
+from tasks.shared.refs import TrainerAttempt
 
 
 T = TypeVar("T")
@@ -229,6 +231,30 @@ def record_epoch(
     run.total_epochs = total_epochs
     session.flush()
     return row
+
+
+def record_attempt(session: Session, run_id: str, attempt: TrainerAttempt) -> TrainerAttemptRecord:
+    """Store a Trainer attempt as it is submitted, and again when it ends (by number)."""
+    run = get_run(session, run_id)
+    row = next((a for a in run.trainer_attempts if a.number == attempt.number), None)
+    if row is None:
+        row = TrainerAttemptRecord(run_id=run.id, number=attempt.number)
+        run.trainer_attempts.append(row)
+    fields = attempt.model_dump(exclude={"number"})
+    for key, value in fields.items():
+        setattr(row, key, value)
+    session.flush()
+    return row
+
+
+def record_trainer_devices(session: Session, run_id: str, strategy: str | None,
+                           replicas: int | None, gpus_visible: list[str]) -> TrainingRun:
+    """How the Trainer ran: the distribution strategy, its replicas and the GPUs it saw."""
+    run = get_run(session, run_id)
+    run.trainer_strategy, run.trainer_replicas = strategy, replicas
+    run.gpus_visible = list(gpus_visible)
+    session.flush()
+    return run
 
 
 def list_runs(
