@@ -53,6 +53,15 @@ class RetrainSettings(BaseSettings):
         "checks that flow run's state and its pod's scheduling events.",
     )
 
+    trainer_cancel_wait_seconds: float = Field(
+        default=360.0, ge=0, le=3600,
+        description="How long a given-up Trainer attempt (e.g. unschedulable) may take to end "
+        "Cancelled before the next is submitted. Prefect 3.8.8's Kubernetes worker deletes "
+        "the Job of a cancelled run whose pod never started only once the server's "
+        "CANCELLING timeout passes (PREFECT_SERVER_SERVICES_CANCELLATION_CLEANUP_CANCELLING_"
+        "TIMEOUT_SECONDS, default 300).",
+    )
+
     def resolved_database_url(self) -> str:
         """The state store's SQLAlchemy URL."""
         return self.database_url or f"sqlite:///{(self.home / 'state.db').absolute()}"

@@ -15,6 +15,7 @@ decides from every attempt so far:
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from enum import Enum
 
@@ -46,7 +47,8 @@ def option_of(attempt: TrainerAttempt) -> GpuOption:
 
 def describe(attempt: TrainerAttempt) -> str:
     """'#2 on 4×nvidia-tesla-t4: unschedulable (0/3 nodes are available …)'."""
-    text = f"#{attempt.number} on {option_of(attempt).label()}: {attempt.outcome}"
+    where = option_of(attempt).label() if attempt.gpu_count else "CPU"
+    text = f"#{attempt.number} on {where}: {attempt.outcome}"
     return f"{text} ({attempt.reason})" if attempt.reason else text
 
 
@@ -98,10 +100,14 @@ class Observation:
     """The scheduler's message, e.g. '0/3 nodes are available: …'."""
 
 
+# What Prefect and the gpu-trainer flow put before the error itself.
+_WRAPPING = re.compile(r"^(Flow run encountered an exception: )?(StageError: )?(Trainer failed: )?")
+
+
 def classify(observation: Observation, wait_seconds: float) -> tuple[str, str | None] | None:
     """(outcome, reason) once an attempt has ended or must be given up; None: keep watching."""
     state = observation.state_type.upper()
-    message = observation.state_message
+    message = _WRAPPING.sub("", observation.state_message or "") or None
     if state == "COMPLETED":
         return "succeeded", None
     if state == "FAILED":

@@ -33,7 +33,6 @@ from tasks.trainer import core
 from tasks.trainer.request import OUTPUT_FILE, TrainerRequest
 
 UNSCHEDULABLE = "Unschedulable"
-CANCEL_WAIT_SECONDS = 120.0
 
 
 def _now() -> dt.datetime:
@@ -127,8 +126,10 @@ class _Watcher:
 
 
 def _cancel(client: Any, flow_run: Any, reason: str) -> None:
-    """Give the attempt up: Cancelling makes its worker delete the Job; a run no worker
-    took is cancelled directly."""
+    """Give the attempt up and wait until its Job is gone, so two attempts never train into
+    the same directory. A run no worker took is cancelled directly. Otherwise it is set
+    Cancelling: Prefect's server marks it Cancelled when its CANCELLING timeout passes and
+    the Kubernetes worker then deletes the Job (`kill_infrastructure`)."""
     from prefect.states import Cancelled, Cancelling
 
     logger = get_run_logger()
@@ -136,13 +137,14 @@ def _cancel(client: Any, flow_run: Any, reason: str) -> None:
         client.set_flow_run_state(flow_run.id, Cancelled(message=reason), force=True)
         return
     client.set_flow_run_state(flow_run.id, Cancelling(message=reason), force=True)
-    deadline = time.monotonic() + CANCEL_WAIT_SECONDS
+    wait = get_settings().trainer_cancel_wait_seconds
+    deadline = time.monotonic() + wait
     while time.monotonic() < deadline:
         if client.read_flow_run(flow_run.id).state.is_final():
             return
         time.sleep(1.0)
-    logger.warning("trainer flow run %s is still cancelling after %.0f s; its Job may remain",
-                   flow_run.id, CANCEL_WAIT_SECONDS)
+    logger.warning("trainer flow run %s is still cancelling after %.0f s; its Job may remain "
+                   "until the Prefect server's CANCELLING timeout", flow_run.id, wait)
 
 
 def _submit(request: TrainerRequest, deployment: str) -> UUID:

@@ -10,7 +10,7 @@ from tasks.shared import tracking
 from tasks.shared.caching import StagePlan
 from tasks.shared.config import PipelineConfig
 from tasks.shared.refs import StageOutput, TrainerOutput
-from tasks.shared.stage import describe_error, run_stage, stage_task
+from tasks.shared.stage import StageError, describe_error, run_stage, stage_task
 from tasks.shared.tfx_runtime import prepare_tf_environment
 from tasks.shared.tracking import StoreEpochSink
 from tasks.trainer import core, remote
@@ -66,8 +66,8 @@ def train_attempt(request: TrainerRequest) -> TrainerOutput:
     with epoch_sinks(StoreEpochSink(request.run_flow_run_id)):
         try:
             output = core.run(plan, config, request.transform, request.schema_, checkpoints)
-        except Exception as exc:  # the training flow shows this message as the stage's
-            raise RuntimeError(describe_error(exc)) from exc
+        except Exception as exc:  # one readable line: the training flow shows it as the stage's
+            raise StageError(core.STAGE, describe_error(exc)) from exc
     _log_devices(output)
     fs, path = fsspec.core.url_to_fs(f"{plan.output_dir}/{OUTPUT_FILE}")
     with fs.open(path, "w") as handle:

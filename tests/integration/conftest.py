@@ -43,3 +43,14 @@ def prefect_server(session_dir: Path) -> Iterator[str]:
     running) for worker, schedule and automation tests; yields its API URL."""
     with prefect_services.prefect_server(session_dir / "prefect-server") as api_url:
         yield api_url
+
+
+@pytest.fixture(scope="session")
+def kubernetes_prefect_server(session_dir: Path) -> Iterator[str]:
+    """A `prefect server start` for Kubernetes work-pool tests: its CANCELLING timeout is
+    5 s, not the default 300 s. Prefect 3.8.8's Kubernetes worker deletes the Job of a
+    cancelled run whose pod never started only when that timeout passes (the server marks
+    the run Cancelled and queues a teardown the worker carries out)."""
+    settings = {"PREFECT_SERVER_SERVICES_CANCELLATION_CLEANUP_CANCELLING_TIMEOUT_SECONDS": "5"}
+    with prefect_services.prefect_server(session_dir / "prefect-server-kube", settings) as url:
+        yield url

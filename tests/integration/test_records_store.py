@@ -125,6 +125,35 @@ def test_retried_stage_and_epoch_writes_do_not_duplicate_rows(store):
         assert (run.current_stage, run.current_epoch, run.total_epochs) == ("Trainer", 1, 2)
 
 
+def test_trainer_attempts_are_updated_in_place_and_go_with_their_run(store):
+    from tasks.shared.records.orm import TrainerAttemptRecord
+    from tasks.shared.refs import TrainerAttempt
+
+    submitted = TrainerAttempt(number=1, gpu_type="nvidia-tesla-t4", gpu_count=4)
+    with session_maker(store).begin() as session:
+        run = runs.create_run(session, "m", {})
+        runs.record_attempt(session, run.id, submitted)
+        runs.record_attempt(session, run.id, submitted.model_copy(update={
+            "outcome": "unschedulable", "reason": "0/3 nodes are available"}))
+        runs.record_attempt(session, run.id, TrainerAttempt(
+            number=2, gpu_type="nvidia-l4", gpu_count=4, outcome="succeeded",
+            resumed_from_epoch=2))
+        runs.record_trainer_devices(session, run.id, "MirroredStrategy", 4,
+                                    [f"/physical_device:GPU:{i}" for i in range(4)])
+        run_id = run.id
+    with session_maker(store).begin() as session:
+        run = runs.get_run(session, run_id)
+        assert [(a.number, a.gpu_type, a.outcome, a.reason, a.resumed_from_epoch)
+                for a in run.trainer_attempts] == [
+            (1, "nvidia-tesla-t4", "unschedulable", "0/3 nodes are available", 0),
+            (2, "nvidia-l4", "succeeded", None, 2)]
+        assert (run.trainer_strategy, run.trainer_replicas, len(run.gpus_visible)) == \
+            ("MirroredStrategy", 4, 4)
+        session.delete(run)
+    with session_maker(store)() as session:
+        assert session.scalar(select(func.count()).select_from(TrainerAttemptRecord)) == 0
+
+
 def test_unknown_run_id_and_stage_are_named(store):
     with session_maker(store).begin() as session:
         with pytest.raises(LookupError, match="no training run with id 'nope'"):
