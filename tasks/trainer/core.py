@@ -7,8 +7,8 @@ from pathlib import Path
 
 from tasks.shared.caching import StagePlan
 from tasks.shared.config import PipelineConfig
-from tasks.shared.models import GpuConfig
 from tasks.shared.fingerprint import fingerprint, module_sources
+from tasks.shared.models import GpuConfig
 from tasks.shared.refs import StageOutput, TrainerOutput
 from tasks.shared.tfx_runtime import package_user_module, proto_json, run_executor
 
@@ -60,8 +60,8 @@ def checkpoint_dir(plan: StagePlan) -> str:
 def require_gpus(gpu: GpuConfig) -> list[str]:
     """The GPUs TensorFlow sees; raises if GPUs are requested and none is visible.
 
-    The library run_fn checks this itself (`choose_strategy`); a user module's run_fn would
-    otherwise train on the CPU without a word.
+    The library run_fn calls it through `choose_strategy`; the Trainer calls it before a user
+    module's run_fn, which would otherwise train on the CPU without a word.
     """
     import tensorflow as tf
 

@@ -274,14 +274,11 @@ def choose_strategy(
     gpu: GpuConfig, logger: logging.Logger | None = None
 ) -> tuple[tf.distribute.Strategy, StrategyInfo]:
     """The distribution strategy for `gpu`; raises if GPUs are requested but none is visible."""
+    from tasks.trainer.core import require_gpus
+
     log = logger or LOGGER
-    visible = [device.name for device in tf.config.list_physical_devices("GPU")]
+    visible = require_gpus(gpu)
     log.info("GPUs visible to TensorFlow: %s", visible or "none")
-    if gpu.enabled and not visible:
-        raise RuntimeError(
-            f"GPUs requested (count={gpu.count}) but none is visible to TensorFlow; check the "
-            "pod's GPU limit and node selector, the NVIDIA driver and CUDA_VISIBLE_DEVICES"
-        )
     if gpu.enabled and gpu.count > 1 and len(visible) >= 2:
         used = min(gpu.count, len(visible))
         if used < gpu.count:

@@ -149,18 +149,24 @@ def _cancel(client: Any, flow_run: Any, reason: str) -> None:
 
 def _submit(request: TrainerRequest, deployment: str) -> UUID:
     from prefect.deployments import run_deployment
+    from prefect.exceptions import ObjectNotFound
 
     from deployments.gpu_jobs import job_variables
 
     config = request.attempt_config
-    flow_run = run_deployment(
-        name=deployment,
-        parameters={"request": request.model_dump(mode="json", by_alias=True)},
-        job_variables=job_variables(config.gpu),
-        timeout=0,
-        as_subflow=True,
-        tags=["retrain", "trainer", f"attempt-{request.attempt}"],
-    )
+    try:
+        flow_run = run_deployment(
+            name=deployment,
+            parameters={"request": request.model_dump(mode="json", by_alias=True)},
+            job_variables=job_variables(config.gpu),
+            timeout=0,
+            as_subflow=True,
+            tags=["retrain", "trainer", f"attempt-{request.attempt}"],
+        )
+    except ObjectNotFound as exc:
+        raise StageError(core.STAGE, (
+            f"gpu.deployment: no deployment {deployment!r} on the Prefect server; create it "
+            "with `prefect deploy --all` (prefect.yaml: gpu-trainer/kubernetes)")) from exc
     return flow_run.id
 
 
@@ -211,7 +217,7 @@ def train_remotely(
     with get_client(sync_client=True) as client:
         while (step := policy.next_step(config.gpu, done)).action is policy.Action.SUBMIT:
             request = TrainerRequest(
-                config=config, transform=transform, schema=schema,
+                config=config, transform=transform, schema=schema, plan=plan,
                 gpu=step.option or GpuOption(), attempt=len(done) + 1,
                 run_flow_run_id=run_flow_run_id,
             )

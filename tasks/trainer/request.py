@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from tasks.shared.caching import StagePlan
 from tasks.shared.config import PipelineConfig
 from tasks.shared.models import GpuOption
 from tasks.shared.refs import StageOutput
@@ -22,6 +23,10 @@ class TrainerRequest(BaseModel):
         description="Transform's output: transformed examples and the transform graph."
     )
     schema_: StageOutput = Field(alias="schema", description="SchemaGen's output: the schema.")
+    plan: StagePlan = Field(
+        description="The Trainer's plan in the training flow: its fingerprint and the output "
+        "directory this attempt writes to."
+    )
     gpu: GpuOption = Field(description="The GPU option of this attempt (type and count).")
     attempt: int = Field(default=1, ge=1, description="Attempt number within the stage.")
     run_flow_run_id: str | None = Field(

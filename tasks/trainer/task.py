@@ -57,7 +57,14 @@ def train_attempt(request: TrainerRequest) -> TrainerOutput:
     attempt's GPU option into the run's Trainer directory, resuming from the last epoch
     checkpoint, then write the output reference beside the model for the training flow."""
     prepare_tf_environment()
-    plan = core.plan(request.config, request.transform, request.schema_)
+    plan = request.plan
+    here = core.plan(request.config, request.transform, request.schema_)
+    if here.fingerprint != plan.fingerprint:
+        # Same inputs, other code: the model would be cached under a key it does not match.
+        raise StageError(core.STAGE, (
+            f"this trainer's code differs from the training flow's (Trainer fingerprint "
+            f"{here.fingerprint[:12]} here, {plan.fingerprint[:12]} there); run the same "
+            "retrain version in the trainer image and the pipeline"))
     config = request.attempt_config
     get_run_logger().info("Trainer attempt %d for %s (%s) writing to %s", request.attempt,
                           config.model_name, request.gpu.label() if config.gpu.enabled

@@ -172,3 +172,16 @@ def test_an_unschedulable_gpu_falls_back_and_a_missing_gpu_fails_the_stage(clust
     assert l4_pods and l4_pods[-1]["spec"].get("nodeName") == "gke-l4-0"
     limits = l4_pods[-1]["spec"]["containers"][0]["resources"]["limits"]
     assert limits["nvidia.com/gpu"] in (1, "1")
+
+
+def test_an_unknown_trainer_deployment_fails_the_stage_naming_it(cluster):
+    from flows.training_pipeline import training_pipeline
+
+    config = _config(cluster, {"deployment": "gpu-trainer/no-such-deployment"})
+    state = training_pipeline(config, return_state=True)
+
+    assert state.is_failed()
+    record = _record(str(state.state_details.flow_run_id))
+    assert record["error_stage"] == "Trainer" and record["attempts"] == []
+    assert ("gpu.deployment: no deployment 'gpu-trainer/no-such-deployment' on the Prefect "
+            "server") in record["error_message"]

@@ -48,8 +48,11 @@ def trainer_request() -> dict[str, Any]:
         return StageOutput(stage=stage, fingerprint="f" * 64, artifacts={
             key: ArtifactRef(type_name=type_name, uri=f"/pipelines/{stage}/{key}")
             for key, type_name in types.items()})
+    from tasks.shared.caching import StagePlan
+
+    plan = StagePlan.for_stage(config, "Trainer", "f" * 64)
     request = TrainerRequest(
-        config=config, gpu=config.gpu.options[1], attempt=2,
+        config=config, plan=plan, gpu=config.gpu.options[1], attempt=2,
         transform=output("Transform", transformed_examples="Examples",
                          transform_graph="TransformGraph"),
         schema=output("SchemaGen", schema="Schema"),

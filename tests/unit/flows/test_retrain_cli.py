@@ -68,6 +68,31 @@ def test_show_prints_stages_error_epochs_and_blessing(store):
     assert "0.9000" in done_out and "0.7000" in done_out  # the epoch table
 
 
+def test_show_lists_trainer_attempts_and_the_devices_seen(store):
+    from tasks.shared.refs import TrainerAttempt
+
+    with session_maker(store).begin() as session:
+        run = runs.create_run(session, "ranker", {"epochs": 4})
+        runs.record_attempt(session, run.id, TrainerAttempt(
+            number=1, gpu_type="nvidia-tesla-t4", gpu_count=4, outcome="unschedulable",
+            reason="pod unschedulable for 600 s: Unschedulable.NodeAffinity"))
+        runs.record_attempt(session, run.id, TrainerAttempt(
+            number=2, gpu_type="nvidia-l4", gpu_count=4, outcome="interrupted",
+            reason="No active or succeeded pods found for any job"))
+        runs.record_attempt(session, run.id, TrainerAttempt(
+            number=3, gpu_type="nvidia-l4", gpu_count=4, outcome="succeeded",
+            resumed_from_epoch=2))
+        runs.record_trainer_devices(session, run.id, "MirroredStrategy", 4,
+                                    [f"/physical_device:GPU:{i}" for i in range(4)])
+        run_id = run.id
+    shown = _cli(store, "runs", "show", run_id).stdout
+    assert "trainer  MirroredStrategy, 4 replica(s); GPUs seen: /physical_device:GPU:0," in shown
+    assert ("attempt  #1 4×nvidia-tesla-t4 unschedulable: pod unschedulable for 600 s: "
+            "Unschedulable.NodeAffinity") in shown
+    assert "attempt  #2 4×nvidia-l4 interrupted: No active or succeeded pods" in shown
+    assert "attempt  #3 4×nvidia-l4 succeeded, resumed after epoch 2" in shown
+
+
 def test_unknown_run_id_exits_2_naming_it(store):
     result = _cli(store, "runs", "show", "no-such-run")
     assert result.returncode == 2

@@ -104,3 +104,28 @@ def test_scheduling_fields_are_not_in_the_trainer_cache_key() -> None:
                              "unschedulable_wait_seconds": 5}, "checkpoint_dir": None}
     assert cache_inputs(spec) == cache_inputs(moved)
     assert cache_inputs(spec) != cache_inputs({**spec, "gpu": {**spec["gpu"], "count": 2}})
+
+
+def test_a_trainer_pod_with_other_code_refuses_to_train(tmp_path) -> None:
+    """The attempt writes into the training flow's Trainer directory; a trainer image whose
+    code gives another fingerprint must not put a model there under the wrong cache key."""
+    from tasks.shared.caching import StagePlan
+    from tasks.shared.examples import recommender_config
+    from tasks.shared.refs import ArtifactRef, StageOutput
+    from tasks.shared.stage import StageError
+    from tasks.trainer.request import TrainerRequest
+    from tasks.trainer.task import train_attempt
+
+    config = recommender_config(tmp_path, "ranking", pipeline_root=str(tmp_path / "root"))
+    def output(stage: str, key: str, type_name: str) -> StageOutput:
+        return StageOutput(stage=stage, fingerprint=stage.lower() * 8, artifacts={
+            key: ArtifactRef(type_name=type_name, uri=str(tmp_path / stage))})
+    request = TrainerRequest(
+        config=config, transform=output("Transform", "transform_graph", "TransformGraph"),
+        schema=output("SchemaGen", "schema", "Schema"),
+        plan=StagePlan.for_stage(config, "Trainer", "0" * 64), gpu=GpuOption(),
+    )
+    with pytest.raises(StageError, match=r"this trainer's code differs from the training "
+                       r"flow's \(Trainer fingerprint \w+ here, 000000000000 there\)"):
+        train_attempt.fn(request)
+    assert not (tmp_path / "root").exists()  # nothing written
