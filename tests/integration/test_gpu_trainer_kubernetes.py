@@ -15,6 +15,8 @@ Every attempt is on the run record with its reason.
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import sys
 import uuid
 from pathlib import Path
@@ -35,14 +37,11 @@ EPOCHS = 5
 def cluster(kubernetes_prefect_server, tiny_interactions, tmp_path_factory):
     """An emulated cluster with an L4 GPU node and a CPU node, a kubernetes worker on a pool made from
     our job template, and the gpu-trainer deployment on it; the shared store and roots."""
-    from prefect.settings import PREFECT_API_URL, temporary_settings
-
     prefect_server = kubernetes_prefect_server
     home = tmp_path_factory.mktemp("gpu-trainer")
     shared = {
         "RETRAIN_HOME": str(home / "retrain"),
         "RETRAIN_DATABASE_URL": f"sqlite:///{home / 'state.db'}",
-        "PREFECT_RESULTS_LOCAL_STORAGE_PATH": str(home / "results"),
         "RETRAIN_TRAINER_POLL_SECONDS": "1",
         "RETRAIN_TRAINER_CANCEL_WAIT_SECONDS": "60",
         "TF_CPP_MIN_LOG_LEVEL": "2",
@@ -54,8 +53,7 @@ def cluster(kubernetes_prefect_server, tiny_interactions, tmp_path_factory):
     with KubeEmulator(base_env=base_env, workdir=REPO, root=home / "kube",
                       nodes=[Node(name="gke-l4-0", gpus=1),
                              Node(name="gke-cpu-0", labels={}, taints=[], gpus=0)]) as kube, \
-            process_environment(shared), \
-            temporary_settings({PREFECT_API_URL: prefect_server}):
+            process_environment(shared):
         create_kubernetes_pool(prefect_server, pool, TEMPLATE, home / "pool")
         with kubernetes_worker(prefect_server, pool, kube, home / "worker", cwd=REPO):
             deploy_entrypoint(
@@ -66,22 +64,48 @@ def cluster(kubernetes_prefect_server, tiny_interactions, tmp_path_factory):
                     "env": {**shared, "PYTHONPATH": str(REPO),
                             "PREFECT_FLOW_RUN_EXECUTE_SIGTERM_BEHAVIOR": "crash"},
                 })
-            yield {"kube": kube, "home": home, "data": tiny_interactions}
+            # The flow's stage cache gets storage of its own; set only in the flow's
+            # process, since this one's Prefect keeps its result storage once resolved.
+            flow_env = {"PREFECT_API_URL": prefect_server,
+                        "PREFECT_RESULTS_LOCAL_STORAGE_PATH": str(home / "results")}
+            yield {"kube": kube, "home": home, "data": tiny_interactions, "env": flow_env}
         assert not kube.unhandled, kube.unhandled
 
 
-def _config(cluster, gpu: dict):
+def _config(cluster, gpu: dict, epochs: int = EPOCHS):
     from tasks.shared.examples import recommender_config
 
     home = cluster["home"]
     return recommender_config(
         cluster["data"], "ranking", model_name="gpu-ranker",
         pipeline_root=str(home / "pipelines"), pusher={"serving_base": str(home / "serving")},
-        training={"epochs": EPOCHS, "batch_size": 128, "learning_rate": 0.05},
+        training={"epochs": epochs, "batch_size": 128, "learning_rate": 0.05},
         beam={"args": ["--direct_running_mode=in_memory"]},
         gpu={"deployment": "gpu-trainer/kubernetes-test", "unschedulable_wait_seconds": 20,
              **gpu},
     )
+
+
+# The training flow runs in a process of its own: Prefect's client-side services (events,
+# logs) are per process and would stay bound to this module's server after it stops.
+RUN_FLOW = """
+import json, sys
+from flows.training_pipeline import training_pipeline
+from tasks.shared.config import PipelineConfig
+state = training_pipeline(PipelineConfig.model_validate_json(sys.stdin.read()), return_state=True)
+print(json.dumps({"flow_run_id": str(state.state_details.flow_run_id),
+                  "type": state.type.value, "message": state.message}))
+"""
+
+
+def _run_pipeline(cluster, config) -> dict:
+    """Run the training flow against the module's server; its final state as a dict."""
+    done = subprocess.run(
+        [sys.executable, "-c", RUN_FLOW], input=config.model_dump_json(by_alias=True),
+        env={**os.environ, **cluster["env"]}, cwd=REPO,
+        capture_output=True, text=True, timeout=1200)
+    assert done.returncode == 0, done.stderr[-4000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def _record(flow_run_id: str):
@@ -108,16 +132,14 @@ def _checkpointed(home: Path) -> int:
 
 
 def test_a_preempted_trainer_pod_resumes_from_its_last_epoch(cluster):
-    from flows.training_pipeline import training_pipeline
-
     kube, home = cluster["kube"], cluster["home"]
     # A spot preemption as soon as the first epoch's checkpoint is on shared storage.
     hook = kube.kill_pod_when(lambda: _checkpointed(home) >= 1, grace_seconds=3)
-    state = training_pipeline(_config(cluster, {}), return_state=True)
+    state = _run_pipeline(cluster, _config(cluster, {}))
 
     assert hook.fired.is_set(), "the pod was never preempted"
-    assert state.is_completed(), state.message
-    record = _record(str(state.state_details.flow_run_id))
+    assert state["type"] == "COMPLETED", state["message"]
+    record = _record(state["flow_run_id"])
     print("attempts:", record["attempts"])  # shown with -s: what the run record says
     first, second = record["attempts"]
     assert first[:4] == (1, None, 0, "interrupted"), first
@@ -139,8 +161,6 @@ def test_a_preempted_trainer_pod_resumes_from_its_last_epoch(cluster):
 
 
 def test_an_unschedulable_gpu_falls_back_and_a_missing_gpu_fails_the_stage(cluster):
-    from flows.training_pipeline import training_pipeline
-
     kube = cluster["kube"]
     jobs_before = {j["metadata"]["name"] for j in kube.jobs()} | {
         j["metadata"]["name"] for j in kube.deleted("jobs")}
@@ -148,10 +168,10 @@ def test_an_unschedulable_gpu_falls_back_and_a_missing_gpu_fails_the_stage(clust
         "enabled": True, "type": "nvidia-tesla-t4", "count": 1,
         "fallback": [{"type": "nvidia-l4", "count": 1}],
     })
-    state = training_pipeline(config, return_state=True)
+    state = _run_pipeline(cluster, config)
 
-    assert state.is_failed()
-    record = _record(str(state.state_details.flow_run_id))
+    assert state["type"] == "FAILED", state
+    record = _record(state["flow_run_id"])
     print("attempts:", record["attempts"], "error:", record["error_message"])
     (n1, type1, count1, outcome1, reason1, _, run1), (n2, type2, _, outcome2, reason2, _, _) = \
         record["attempts"]
@@ -175,13 +195,13 @@ def test_an_unschedulable_gpu_falls_back_and_a_missing_gpu_fails_the_stage(clust
 
 
 def test_an_unknown_trainer_deployment_fails_the_stage_naming_it(cluster):
-    from flows.training_pipeline import training_pipeline
+    # Other epochs: the Trainer's cache key leaves the deployment out, so the first test's
+    # model would otherwise be reused without asking for any deployment.
+    config = _config(cluster, {"deployment": "gpu-trainer/no-such-deployment"}, epochs=2)
+    state = _run_pipeline(cluster, config)
 
-    config = _config(cluster, {"deployment": "gpu-trainer/no-such-deployment"})
-    state = training_pipeline(config, return_state=True)
-
-    assert state.is_failed()
-    record = _record(str(state.state_details.flow_run_id))
+    assert state["type"] == "FAILED", state
+    record = _record(state["flow_run_id"])
     assert record["error_stage"] == "Trainer" and record["attempts"] == []
     assert ("gpu.deployment: no deployment 'gpu-trainer/no-such-deployment' on the Prefect "
             "server") in record["error_message"]
