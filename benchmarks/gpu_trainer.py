@@ -42,7 +42,7 @@ from pydantic import BaseModel, Field
 if TYPE_CHECKING:
     import numpy as np
 
-    from tasks.shared.features import FeatureConfig
+    from retrain.domain.features import FeatureConfig
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -321,7 +321,7 @@ def synthetic_features(features: FeatureConfig, rows: int, buyers: int, products
     category_names, category = np.unique(planted.product_category, return_inverse=True)
 
     days = seconds // 86_400
-    # As tasks/transform/features.py: day 0 (1970-01-01) was a Thursday, weekday 3.
+    # As tasks/transform/preprocessing.py: day 0 (1970-01-01) was a Thursday, weekday 3.
     phases = {"hour": (seconds % 86_400) / 86_400, "weekday": ((days + 3) % 7) / 7.0}
     raw_ids = {  # raw column → (per-row index, vocabulary size, per-product index or None)
         "buyer_id": (buyer, buyers, None),
@@ -367,7 +367,7 @@ def measure(args: argparse.Namespace, figures: Figures) -> None:
     """Build, warm up and time the trainer, filling `figures` as far as the run gets."""
     # nvidia-smi numbers GPUs in PCI bus order; make CUDA (and so TensorFlow) do the same.
     os.environ["CUDA_DEVICE_ORDER"] = "PCI_BUS_ID"
-    from tasks.shared.tfx_runtime import prepare_tf_environment
+    from retrain.adapters.tfx import prepare_tf_environment
 
     prepare_tf_environment()
     import tensorflow as tf
@@ -383,8 +383,8 @@ def measure(args: argparse.Namespace, figures: Figures) -> None:
     smi_rows, figures.smi_error = query_smi()
     smi_gpus = [gpu for gpu, _, _ in smi_rows]
 
-    from tasks.shared.examples import recommender_config
-    from tasks.shared.models import GpuConfig
+    from retrain.domain.examples import recommender_config
+    from retrain.domain.recommender import GpuConfig
     from tasks.trainer.models import build_model, choose_strategy, input_sizes, make_optimizer
 
     requested = args.gpus or max(len(physical), 1)

@@ -114,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
           f"({time.monotonic() - started:.1f} s)", flush=True)
 
     from flows.training_pipeline import training_pipeline
-    from tasks.shared.examples import recommender_config
+    from retrain.domain.examples import recommender_config
 
     config = recommender_config(
         data, "retrieval",

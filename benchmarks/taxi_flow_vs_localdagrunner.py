@@ -174,7 +174,7 @@ def run_ldr_child(root: Path, args: argparse.Namespace) -> dict[str, Any]:
 def run_flow_child(root: Path, args: argparse.Namespace) -> dict[str, Any]:
     """Run our training-pipeline flow on the taxi example under `root`."""
     from flows.training_pipeline import training_pipeline
-    from tasks.shared.examples import taxi_config
+    from retrain.domain.examples import taxi_config
     from tasks.shared.summary import render_text
 
     config = taxi_config(

@@ -28,8 +28,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from tasks.shared.costs import normalise_gpu_type
-from tasks.shared.models import GpuConfig
+from retrain.domain.costs import normalise_gpu_type
+from retrain.domain.recommender import GpuConfig
 
 TEMPLATE_PATH = Path(__file__).with_name("k8s") / "gpu_trainer_job_template.json"
 ACCELERATOR_LABEL = "cloud.google.com/gke-accelerator"

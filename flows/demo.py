@@ -12,8 +12,8 @@ import sys
 from pathlib import Path
 
 from flows.training_pipeline import training_pipeline
-from tasks.shared.examples import rating_config, recommender_config
-from tasks.shared.settings import get_settings
+from retrain.domain.examples import rating_config, recommender_config
+from retrain.settings import get_settings
 from tasks.shared.summary import render_text
 
 

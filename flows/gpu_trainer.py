@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from prefect import flow
 
-from tasks.shared.refs import TrainerOutput
+from retrain.domain.refs import TrainerOutput
 from tasks.trainer.request import TrainerRequest
 from tasks.trainer.task import train_attempt
 

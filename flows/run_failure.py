@@ -13,13 +13,13 @@ from __future__ import annotations
 
 from prefect import flow, task
 
-from tasks.shared.scheduling import FailureReport
+from retrain.services.schedules import FailureReport
 
 
 @task(name="record-failed-run", retries=2, retry_delay_seconds=5)
 def record_failed_run(flow_run_id: str, state_name: str, message: str | None) -> FailureReport:
     """Store the failure, recount the schedule, pause it after too many failures in a row."""
-    from tasks.shared.scheduling import record_failed_run as record
+    from retrain.services.schedules import record_failed_run as record
 
     return record(flow_run_id, state_name, message)
 
@@ -27,18 +27,16 @@ def record_failed_run(flow_run_id: str, state_name: str, message: str | None) ->
 @task(name="announce-failure")
 def announce_failure(report: FailureReport) -> None:
     """Emit the events the notification automation listens to."""
+    from retrain.services.lifecycle import identify
     from tasks.shared import events
-    from tasks.shared.records import runs
-    from tasks.shared.tracking import sessions
 
     if report.run_id is None:
         return
-    with sessions()() as session:
-        run = runs.get_run(session, report.run_id)
-        payload = report.model_dump(mode="json")
-        events.emit(events.RUN_FAILED, run, payload)
-        if report.schedule_paused:
-            events.emit(events.SCHEDULE_PAUSED, run, payload)
+    run = identify(report.run_id)
+    payload = report.model_dump(mode="json")
+    events.emit(events.RUN_FAILED, run, payload)
+    if report.schedule_paused:
+        events.emit(events.SCHEDULE_PAUSED, run, payload)
 
 
 @flow(name="training-run-failure", log_prints=True)

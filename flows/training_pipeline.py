@@ -12,7 +12,7 @@ from tasks.example_gen.task import generate_examples
 from tasks.example_validator.task import validate_examples
 from tasks.pusher.task import push_model
 from tasks.schema_gen.task import generate_schema
-from tasks.shared.config import PipelineConfig, with_overrides
+from retrain.domain.config import PipelineConfig, with_overrides
 from tasks.shared.slot_task import check_schedule_slot
 from tasks.shared.summary import RunSummary
 from tasks.shared.summary_task import summarize_run
@@ -50,7 +50,7 @@ def training_pipeline(
 
     `run_id` names the state-store record this flow run fills (made beforehand by
     `retrain runs start/rerun`); empty, the run hooks create one. A run of a schedule's
-    deployment that starts too long after its slot is skipped (`tasks/shared/slots.py`).
+    deployment that starts too long after its slot is skipped (`retrain/domain/schedule/slots.py`).
     """
     config = with_overrides(config, overrides)
     slot = check_schedule_slot()

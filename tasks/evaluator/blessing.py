@@ -9,8 +9,8 @@ from __future__ import annotations
 import math
 from typing import Sequence
 
-from tasks.shared.config import ForceBless, MetricThreshold
-from tasks.shared.refs import Blessing, RuleResult
+from retrain.domain.config import ForceBless, MetricThreshold
+from retrain.domain.refs import Blessing, RuleResult
 
 FIRST_RUN_MESSAGE = "no baseline (first run): change thresholds skipped, absolute thresholds only"
 

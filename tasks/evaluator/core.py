@@ -6,14 +6,14 @@ import json
 from pathlib import Path
 
 from tasks.shared.caching import StagePlan
-from tasks.shared.config import EvaluatorConfig, PipelineConfig
+from retrain.domain.config import EvaluatorConfig, PipelineConfig
 from tasks.shared.fingerprint import fingerprint
-from tasks.shared.refs import ArtifactRef, Blessing, EvaluationOutput, RuleResult, StageOutput
-from tasks.shared.tfx_runtime import proto_json, run_executor
+from retrain.domain.refs import ArtifactRef, Blessing, EvaluationOutput, RuleResult, StageOutput
+from retrain.adapters.tfx import proto_json, run_executor
 
 STAGE = "Evaluator"
 EXECUTOR = "tfx.components.evaluator.executor.Executor"
-RECOMMENDER_EXECUTOR = "tasks.evaluator.recommender.Executor"
+RECOMMENDER_EXECUTOR = "tasks.evaluator.executor.Executor"
 # TFMA compares with a strict inequality; this lets 'equal to the baseline' pass.
 _TIE = 1e-10
 
@@ -205,7 +205,7 @@ def _run_recommender(
     baseline: ArtifactRef | None,
 ) -> EvaluationOutput:
     from tasks.evaluator.blessing import failed_lines
-    from tasks.evaluator.recommender import RecommenderEvalSpec, read_evaluation
+    from tasks.evaluator.executor import RecommenderEvalSpec, read_evaluation
 
     spec = RecommenderEvalSpec(model=config.model, evaluator=config.evaluator,
                                baseline_version=getattr(baseline, "version", None))

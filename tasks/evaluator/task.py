@@ -6,9 +6,9 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
 from tasks.evaluator import core
-from tasks.shared import registry
-from tasks.shared.config import PipelineConfig
-from tasks.shared.refs import ArtifactRef, BaselineRef, EvaluationOutput, StageOutput
+from retrain.adapters import mlflow_registry as registry
+from retrain.domain.config import PipelineConfig
+from retrain.domain.refs import ArtifactRef, BaselineRef, EvaluationOutput, StageOutput
 from tasks.shared.stage import run_stage, stage_task
 
 

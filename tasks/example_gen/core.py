@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from tasks.shared.caching import StagePlan
-from tasks.shared.config import InputConfig, PipelineConfig
+from retrain.domain.config import InputConfig, PipelineConfig
 from tasks.shared.fingerprint import InputDataError, fingerprint, list_data_files
-from tasks.shared.refs import StageOutput
-from tasks.shared.tfx_runtime import proto_json, run_executor
+from retrain.domain.refs import StageOutput
+from retrain.adapters.tfx import proto_json, run_executor
 
 STAGE = "ExampleGen"
 

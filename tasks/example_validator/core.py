@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 
 from tasks.shared.caching import StagePlan
-from tasks.shared.config import PipelineConfig
+from retrain.domain.config import PipelineConfig
 from tasks.shared.fingerprint import fingerprint
-from tasks.shared.refs import StageOutput, ValidationOutput
-from tasks.shared.tfx_runtime import run_executor
+from retrain.domain.refs import StageOutput, ValidationOutput
+from retrain.adapters.tfx import run_executor
 
 STAGE = "ExampleValidator"
 EXECUTOR = "tfx.components.example_validator.executor.Executor"

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from tasks.shared.caching import StagePlan
-from tasks.shared.config import PipelineConfig
+from retrain.domain.config import PipelineConfig
 from tasks.shared.fingerprint import fingerprint
-from tasks.shared.refs import EvaluationOutput, PushOutput, StageOutput
-from tasks.shared.tfx_runtime import proto_json, run_executor
+from retrain.domain.refs import EvaluationOutput, PushOutput, StageOutput
+from retrain.adapters.tfx import proto_json, run_executor
 
 STAGE = "Pusher"
 EXECUTOR = "tfx.components.pusher.executor.Executor"

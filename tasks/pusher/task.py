@@ -5,10 +5,10 @@ from __future__ import annotations
 from prefect.runtime import flow_run
 
 from tasks.pusher import core
-from tasks.shared import registry
+from retrain.adapters import mlflow_registry as registry
 from tasks.shared.caching import StagePlan
-from tasks.shared.config import PipelineConfig
-from tasks.shared.refs import EvaluationOutput, PushOutput, StageOutput
+from retrain.domain.config import PipelineConfig
+from retrain.domain.refs import EvaluationOutput, PushOutput, StageOutput
 from tasks.shared.stage import run_stage, stage_task
 
 

@@ -16,7 +16,7 @@ from typing import Any, Callable, Optional
 from prefect.cache_policies import CachePolicy
 from pydantic import BaseModel, ConfigDict, Field
 
-from tasks.shared.config import PipelineConfig
+from retrain.domain.config import PipelineConfig
 
 MARKER = "_COMPLETE.json"
 

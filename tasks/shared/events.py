@@ -23,6 +23,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from retrain.services.lifecycle import RunIdentity
+
 logger = logging.getLogger("retrain.events")
 
 STAGE_COMPLETED = "retrain.stage.completed"
@@ -35,21 +37,21 @@ RUN_FAILED = "retrain.run.failed"
 SCHEDULE_PAUSED = "retrain.schedule.paused"
 
 
-def run_resource(run: Any) -> dict[str, str]:
+def run_resource(run: RunIdentity) -> dict[str, str]:
     """The event resource of a run record."""
     return {
         "prefect.resource.id": f"retrain.run.{run.id}",
         "prefect.resource.name": f"{run.name} #{run.run_number}",
-        "retrain.model": run.registered_model.name,
+        "retrain.model": run.model_name,
         "retrain.run-number": str(run.run_number),
     }
 
 
-def _related(run: Any) -> list[dict[str, str]]:
+def _related(run: RunIdentity) -> list[dict[str, str]]:
     related = [{
-        "prefect.resource.id": f"retrain.model.{run.registered_model.name}",
+        "prefect.resource.id": f"retrain.model.{run.model_name}",
         "prefect.resource.role": "registered-model",
-        "prefect.resource.name": run.registered_model.name,
+        "prefect.resource.name": run.model_name,
     }]
     if run.flow_run_id:
         related.append({"prefect.resource.id": f"prefect.flow-run.{run.flow_run_id}",
@@ -60,13 +62,15 @@ def _related(run: Any) -> list[dict[str, str]]:
     return related
 
 
-def emit(name: str, run: Any, payload: dict[str, Any] | None = None) -> None:
-    """Emit event `name` about run record `run` (an ORM row) with `payload`."""
+def emit(name: str, run: RunIdentity | None, payload: dict[str, Any] | None = None) -> None:
+    """Emit event `name` about run record `run` with `payload` (nothing without a record)."""
+    if run is None:
+        return
     try:
         from prefect.events import emit_event
 
         emit_event(event=name, resource=run_resource(run), related=_related(run),
                    payload={"run_id": run.id, "run_name": f"{run.name} #{run.run_number}",
-                            "model": run.registered_model.name, **(payload or {})})
+                            "model": run.model_name, **(payload or {})})
     except Exception:  # no API, or the events client is closed: the run goes on
         logger.warning("could not emit %s", name, exc_info=True)

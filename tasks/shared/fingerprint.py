@@ -14,7 +14,7 @@ from typing import Any, Iterable
 
 from pydantic import BaseModel
 
-from tasks.shared.config import is_remote
+from retrain.domain.config import is_remote
 
 LIBRARIES = (
     "tfx",

@@ -6,7 +6,7 @@ import logging
 from typing import Any
 from uuid import UUID
 
-from tasks.shared.records.schemas import STAGES
+from retrain.domain.stages import STAGES
 
 _artifact_ids: dict[UUID, UUID] = {}
 logger = logging.getLogger(__name__)

@@ -8,7 +8,8 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import deployment, flow_run
 
-from tasks.shared.slots import SlotCheck, check_slot
+from retrain.domain.schedule.slots import SlotCheck, check_slot
+from retrain.domain.clock import utcnow
 
 
 def _auto_scheduled() -> bool:
@@ -25,8 +26,8 @@ def check_schedule_slot() -> SlotCheck:
 
     Runs not started by a schedule's deployment always go ahead.
     """
-    from tasks.shared.records import runs, schedules
-    from tasks.shared.tracking import sessions
+    from retrain.store import runs, schedules
+    from retrain.store.sessions import sessions
 
     deployment_id = deployment.id
     if not deployment_id:
@@ -38,7 +39,7 @@ def check_schedule_slot() -> SlotCheck:
         slot = flow_run.scheduled_start_time
         verdict = check_slot(
             dt.datetime.fromtimestamp(slot.timestamp(), tz=dt.timezone.utc) if slot else None,
-            dt.datetime.now(dt.timezone.utc), schedule.max_lateness_seconds,
+            utcnow(), schedule.max_lateness_seconds,
             schedule_status=schedule.status, auto_scheduled=_auto_scheduled(),
         )
         run = runs.run_for_flow_run(session, str(flow_run.id))

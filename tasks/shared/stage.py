@@ -10,9 +10,9 @@ from prefect import get_run_logger, task
 
 from tasks.shared.caching import StageCache, StagePlan, write_marker
 from tasks.shared.progress import advance_progress
-from tasks.shared.records.schemas import StageStatus
-from tasks.shared.refs import StageOutput
-from tasks.shared.tfx_runtime import prepare_tf_environment
+from retrain.domain.status import StageStatus
+from retrain.domain.refs import StageOutput
+from retrain.adapters.tfx import prepare_tf_environment
 from tasks.shared.tracking import record_cached, record_stage
 
 OutputT = TypeVar("OutputT", bound=StageOutput)

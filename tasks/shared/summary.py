@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from tasks.shared.refs import (
+from retrain.domain.refs import (
     Blessing,
     EvaluationOutput,
     PushOutput,

@@ -12,9 +12,9 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 from prefect.runtime import flow_run
 
-from tasks.shared.config import PipelineConfig
-from tasks.shared.records.schemas import STAGES
-from tasks.shared.refs import EvaluationOutput, PushOutput, StatisticsOutput, ValidationOutput
+from retrain.domain.config import PipelineConfig
+from retrain.domain.stages import STAGES
+from retrain.domain.refs import EvaluationOutput, PushOutput, StatisticsOutput, ValidationOutput
 from tasks.shared.summary import RunSummary, StageTiming, build_summary, render_markdown
 
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from tasks.shared.caching import StagePlan
-from tasks.shared.config import PipelineConfig
+from retrain.domain.config import PipelineConfig
 from tasks.shared.fingerprint import fingerprint
-from tasks.shared.refs import SplitStats, StageOutput, StatisticsOutput
-from tasks.shared.tfx_runtime import run_executor
+from retrain.domain.refs import SplitStats, StageOutput, StatisticsOutput
+from retrain.adapters.tfx import run_executor
 
 STAGE = "StatisticsGen"
 EXECUTOR = "tfx.components.statistics_gen.executor.Executor"

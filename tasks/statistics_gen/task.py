@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from tasks.shared.config import PipelineConfig
-from tasks.shared.refs import StageOutput, StatisticsOutput
+from retrain.domain.config import PipelineConfig
+from retrain.domain.refs import StageOutput, StatisticsOutput
 from tasks.shared.stage import run_stage, stage_task
 from tasks.statistics_gen import core
 

@@ -19,8 +19,8 @@ import re
 from dataclasses import dataclass
 from enum import Enum
 
-from tasks.shared.models import GpuConfig, GpuOption
-from tasks.shared.refs import TrainerAttempt
+from retrain.domain.recommender import GpuConfig, GpuOption
+from retrain.domain.refs import TrainerAttempt
 
 
 class Action(str, Enum):

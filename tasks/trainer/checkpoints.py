@@ -15,7 +15,7 @@ import logging
 
 import tensorflow as tf
 
-from tasks.shared.refs import EpochMetrics
+from retrain.domain.refs import EpochMetrics
 from tasks.trainer import epochs as epoch_records
 
 logger = logging.getLogger("retrain.trainer")

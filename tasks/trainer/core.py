@@ -6,15 +6,15 @@ import json
 from pathlib import Path
 
 from tasks.shared.caching import StagePlan
-from tasks.shared.config import PipelineConfig
+from retrain.domain.config import PipelineConfig
 from tasks.shared.fingerprint import fingerprint, module_sources
-from tasks.shared.models import GpuConfig
-from tasks.shared.refs import StageOutput, TrainerOutput
-from tasks.shared.tfx_runtime import package_user_module, proto_json, run_executor
+from retrain.domain.recommender import GpuConfig
+from retrain.domain.refs import StageOutput, TrainerOutput
+from retrain.adapters.tfx import package_user_module, proto_json, run_executor
 
 STAGE = "Trainer"
 EXECUTOR = "tfx.components.trainer.executor.GenericExecutor"
-LIBRARY_FN = "tasks.trainer.recommender.run_fn"
+LIBRARY_FN = "tasks.trainer.run_fn.run_fn"
 LIBRARY_FILE = str(Path(__file__).with_name("recommender.py"))
 
 

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Protocol
 
-from tasks.shared.refs import EpochMetrics
+from retrain.domain.refs import EpochMetrics
 
 EPOCHS_FILE = "epochs.jsonl"
 

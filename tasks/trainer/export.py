@@ -30,8 +30,8 @@ import numpy as np
 import tensorflow as tf
 import tensorflow_recommenders as tfrs
 
-from tasks.shared.models import RecommenderSpec
-from tasks.transform.features import dense_column, string_column
+from retrain.domain.recommender import RecommenderSpec
+from tasks.transform.preprocessing import dense_column, string_column
 
 
 class RecommenderServing(tf.Module):

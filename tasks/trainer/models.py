@@ -22,7 +22,7 @@ from typing import Mapping
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
-from tasks.shared.tfx_runtime import prepare_tf_environment
+from retrain.adapters.tfx import prepare_tf_environment
 
 # tensorflow_recommenders needs Keras 2: the env must be set before TensorFlow is imported.
 prepare_tf_environment()
@@ -30,8 +30,8 @@ prepare_tf_environment()
 import tensorflow as tf  # noqa: E402
 import tensorflow_recommenders as tfrs  # noqa: E402
 
-from tasks.shared.features import FeatureConfig  # noqa: E402
-from tasks.shared.models import GpuConfig, ModelConfig, OptimizerConfig  # noqa: E402
+from retrain.domain.features import FeatureConfig  # noqa: E402
+from retrain.domain.recommender import GpuConfig, ModelConfig, OptimizerConfig  # noqa: E402
 from tasks.trainer.towers import Tower, dense_stack, input_sizes  # noqa: E402
 
 __all__ = [

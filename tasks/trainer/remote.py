@@ -23,20 +23,17 @@ from prefect import get_run_logger
 
 from tasks.shared import tracking
 from tasks.shared.caching import StagePlan
-from tasks.shared.config import PipelineConfig
-from tasks.shared.models import GpuOption
-from tasks.shared.refs import StageOutput, TrainerAttempt, TrainerOutput
-from tasks.shared.settings import get_settings
+from retrain.domain.config import PipelineConfig
+from retrain.domain.recommender import GpuOption
+from retrain.domain.refs import StageOutput, TrainerAttempt, TrainerOutput
+from retrain.settings import get_settings
 from tasks.shared.stage import StageError
 from tasks.trainer import attempts as policy
 from tasks.trainer import core
 from tasks.trainer.request import OUTPUT_FILE, TrainerRequest
+from retrain.domain.clock import utcnow
 
 UNSCHEDULABLE = "Unschedulable"
-
-
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
 
 
 def checkpointed_epoch(checkpoint_dir: str) -> int:
@@ -115,7 +112,7 @@ class _Watcher:
             self.has_run = True
         if not self.has_run:
             self._pod_events()
-        now = _now()
+        now = utcnow()
         since = self.unschedulable_since
         return policy.Observation(
             state_type=state.type.value, state_message=state.message, has_run=self.has_run,
@@ -178,7 +175,7 @@ def _run_attempt(client: Any, request: TrainerRequest, plan: StagePlan) -> Train
         number=request.attempt, gpu_type=option.type,
         gpu_count=option.count if gpu.enabled else 0,
         resumed_from_epoch=checkpointed_epoch(core.checkpoint_dir(plan)),
-        started_at=_now(),
+        started_at=utcnow(),
     )
     flow_run_id = _submit(request, gpu.deployment)
     attempt = attempt.model_copy(update={"flow_run_id": str(flow_run_id)})
@@ -199,7 +196,7 @@ def _run_attempt(client: Any, request: TrainerRequest, plan: StagePlan) -> Train
     if outcome in ("unschedulable", "failed") and not flow_run.state.is_final():
         _cancel(client, flow_run, reason or outcome)
     attempt = attempt.model_copy(update={
-        "outcome": outcome, "reason": reason, "finished_at": _now()})
+        "outcome": outcome, "reason": reason, "finished_at": utcnow()})
     tracking.record_attempt(request.run_flow_run_id, attempt)
     logger.info("Trainer attempt %s", policy.describe(attempt))
     return attempt

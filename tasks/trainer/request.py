@@ -5,9 +5,9 @@ from __future__ import annotations
 from pydantic import BaseModel, ConfigDict, Field
 
 from tasks.shared.caching import StagePlan
-from tasks.shared.config import PipelineConfig
-from tasks.shared.models import GpuOption
-from tasks.shared.refs import StageOutput
+from retrain.domain.config import PipelineConfig
+from retrain.domain.recommender import GpuOption
+from retrain.domain.refs import StageOutput
 
 OUTPUT_FILE = "trainer_output.json"
 

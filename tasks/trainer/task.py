@@ -8,10 +8,10 @@ from prefect.runtime import flow_run
 
 from tasks.shared import tracking
 from tasks.shared.caching import StagePlan
-from tasks.shared.config import PipelineConfig
-from tasks.shared.refs import StageOutput, TrainerOutput
+from retrain.domain.config import PipelineConfig
+from retrain.domain.refs import StageOutput, TrainerOutput
 from tasks.shared.stage import StageError, describe_error, run_stage, stage_task
-from tasks.shared.tfx_runtime import prepare_tf_environment
+from retrain.adapters.tfx import prepare_tf_environment
 from tasks.shared.tracking import StoreEpochSink
 from tasks.trainer import core, remote
 from tasks.trainer.epochs import epoch_sinks

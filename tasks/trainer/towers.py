@@ -8,15 +8,15 @@ from __future__ import annotations
 
 from typing import Callable, Mapping, Sequence
 
-from tasks.shared.tfx_runtime import prepare_tf_environment
+from retrain.adapters.tfx import prepare_tf_environment
 
 # tensorflow_recommenders needs Keras 2: the env must be set before TensorFlow is imported.
 prepare_tf_environment()
 
 import tensorflow as tf  # noqa: E402
 
-from tasks.shared.features import FeatureConfig, XfColumn  # noqa: E402
-from tasks.shared.models import LayerConfig  # noqa: E402
+from retrain.domain.features import FeatureConfig, XfColumn  # noqa: E402
+from retrain.domain.recommender import LayerConfig  # noqa: E402
 
 
 def input_sizes(

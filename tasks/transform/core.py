@@ -6,14 +6,14 @@ import json
 from pathlib import Path
 
 from tasks.shared.caching import StagePlan
-from tasks.shared.config import PipelineConfig
+from retrain.domain.config import PipelineConfig
 from tasks.shared.fingerprint import fingerprint, module_sources
-from tasks.shared.refs import StageOutput
-from tasks.shared.tfx_runtime import package_user_module, run_executor
+from retrain.domain.refs import StageOutput
+from retrain.adapters.tfx import package_user_module, run_executor
 
 STAGE = "Transform"
 EXECUTOR = "tfx.components.transform.executor.Executor"
-LIBRARY_FN = "tasks.transform.features.preprocessing_fn"
+LIBRARY_FN = "tasks.transform.preprocessing.preprocessing_fn"
 LIBRARY_FILE = str(Path(__file__).with_name("features.py"))
 
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from tasks.shared.config import PipelineConfig
-from tasks.shared.refs import StageOutput
+from retrain.domain.config import PipelineConfig
+from retrain.domain.refs import StageOutput
 from tasks.shared.stage import run_stage, stage_task
 from tasks.transform import core
 

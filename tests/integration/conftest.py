@@ -30,7 +30,7 @@ def tiny_interactions(session_dir: Path) -> Path:
 @pytest.fixture(autouse=True)
 def _fresh_settings():
     """Settings are cached per process; tests that change RETRAIN_* see a fresh read."""
-    from tasks.shared.settings import get_settings
+    from retrain.settings import get_settings
 
     get_settings.cache_clear()
     yield

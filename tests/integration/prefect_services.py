@@ -77,7 +77,7 @@ def wait_for(
 def process_environment(env: dict[str, str]) -> Iterator[None]:
     """Set `env` in this process (so it reads the same store as the services it starts) and
     restore the previous values afterwards; retrain's cached settings are re-read both ways."""
-    from tasks.shared.settings import get_settings
+    from retrain.settings import get_settings
 
     saved = {key: os.environ.get(key) for key in env}
     os.environ.update(env)

@@ -27,8 +27,8 @@ def _examples(ref, split: str) -> list:
 def _run_example_gen(tmp_path: Path, fmt: str, split: dict):
     from synthetic import SyntheticConfig, generate
     from tasks.example_gen import core
-    from tasks.shared.config import PipelineConfig
-    from tasks.shared.tfx_runtime import prepare_tf_environment
+    from retrain.domain.config import PipelineConfig
+    from retrain.adapters.tfx import prepare_tf_environment
 
     prepare_tf_environment()
     data = generate(SyntheticConfig(rows=ROWS, seed=3, format=fmt, rows_per_file=400),

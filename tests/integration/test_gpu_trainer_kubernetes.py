@@ -73,7 +73,7 @@ def cluster(kubernetes_prefect_server, tiny_interactions, tmp_path_factory):
 
 
 def _config(cluster, gpu: dict, epochs: int = EPOCHS):
-    from tasks.shared.examples import recommender_config
+    from retrain.domain.examples import recommender_config
 
     home = cluster["home"]
     return recommender_config(
@@ -91,7 +91,7 @@ def _config(cluster, gpu: dict, epochs: int = EPOCHS):
 RUN_FLOW = """
 import json, sys
 from flows.training_pipeline import training_pipeline
-from tasks.shared.config import PipelineConfig
+from retrain.domain.config import PipelineConfig
 state = training_pipeline(PipelineConfig.model_validate_json(sys.stdin.read()), return_state=True)
 print(json.dumps({"flow_run_id": str(state.state_details.flow_run_id),
                   "type": state.type.value, "message": state.message}))
@@ -109,8 +109,8 @@ def _run_pipeline(cluster, config) -> dict:
 
 
 def _record(flow_run_id: str):
-    from tasks.shared.records import runs
-    from tasks.shared.tracking import sessions
+    from retrain.store import runs
+    from retrain.store.sessions import sessions
 
     with sessions()() as session:
         run = runs.run_for_flow_run(session, flow_run_id)

@@ -32,7 +32,7 @@ from prefect_kubernetes.diagnostics import diagnose_k8s_pod
 from prefect_services import deploy_entrypoint, flow_run_process, prefect_client, wait_for
 
 from deployments.gpu_jobs import TEMPLATE_PATH, job_variables
-from tasks.shared.models import GpuConfig
+from retrain.domain.recommender import GpuConfig
 
 pytestmark = [pytest.mark.slow, pytest.mark.service]
 

@@ -22,7 +22,7 @@ def root(tmp_path_factory) -> Path:
 
 def _run(root: Path, data: Path, **overrides):
     from flows.training_pipeline import training_pipeline
-    from tasks.shared.examples import rating_config
+    from retrain.domain.examples import rating_config
 
     values = {
         "model_name": "bad-input",
@@ -45,9 +45,9 @@ def _assert_failed_at(state, stage: str, problem: str, root: Path) -> None:
 
 def _assert_recorded_failed_at(state, stage: str, problem: str) -> None:
     """The state store shows the failed stage and why; later stages are skipped."""
-    from tasks.shared.records import runs
-    from tasks.shared.records.schemas import STAGES
-    from tasks.shared.tracking import sessions
+    from retrain.store import runs
+    from retrain.domain.stages import STAGES
+    from retrain.store.sessions import sessions
 
     with sessions()() as session:
         run = runs.run_for_flow_run(session, str(state.state_details.flow_run_id))
@@ -127,7 +127,7 @@ def test_not_blessed_is_an_outcome_not_a_failure(prefect_harness, root, tiny_int
     assert summary.outcome == "not_blessed" and not summary.push.pushed
     assert "mean_absolute_error" in summary.push.reason
     assert not (root / "serving" / "never-blessed").exists()
-    from tasks.shared import registry
+    from retrain.adapters import mlflow_registry as registry
 
     assert registry.champion("never-blessed") is None
 
@@ -135,7 +135,7 @@ def test_not_blessed_is_an_outcome_not_a_failure(prefect_harness, root, tiny_int
 def test_bad_overrides_fail_the_run_naming_the_field_before_any_stage(prefect_harness, root,
                                                                      tiny_interactions):
     from flows.training_pipeline import training_pipeline
-    from tasks.shared.examples import rating_config
+    from retrain.domain.examples import rating_config
 
     config = rating_config(tiny_interactions, model_name="bad-overrides",
                            pipeline_root=str(root / "pipelines"), beam=BEAM)

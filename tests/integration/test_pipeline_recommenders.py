@@ -19,7 +19,7 @@ IN_MEMORY_BEAM = {"args": ["--direct_running_mode=in_memory"]}
 
 
 def _config(data: Path, root: Path, model_type: str, **overrides):
-    from tasks.shared.examples import recommender_config
+    from retrain.domain.examples import recommender_config
 
     values = {
         "pipeline_root": str(root / "pipelines"),
@@ -32,7 +32,7 @@ def _config(data: Path, root: Path, model_type: str, **overrides):
 
 
 def _load_serving(uri: str):
-    from tasks.shared.tfx_runtime import prepare_tf_environment
+    from retrain.adapters.tfx import prepare_tf_environment
 
     prepare_tf_environment()
     import tensorflow as tf
@@ -101,8 +101,8 @@ def test_trainer_records_every_epoch(runs):
     assert all({"loss", "val_loss", "val_recall_at_100"} <= set(e.metrics) for e in epochs)
     assert epochs[-1].metrics["loss"] < epochs[0].metrics["loss"]
     # the same epochs, as they finished, in the state store
-    from tasks.shared.records import runs
-    from tasks.shared.tracking import sessions
+    from retrain.store import runs
+    from retrain.store.sessions import sessions
 
     with sessions()() as session:
         record = runs.run_for_flow_run(session, results["retrieval"][2])
@@ -160,7 +160,7 @@ def test_ranking_models_answer_a_score_for_a_buyer_and_product(runs, model_type)
 def test_worse_model_is_refused_then_force_blessed_with_its_reason(runs, tiny_interactions):
     """Against the champion: a 2% relative tolerance refuses a much weaker model."""
     from flows.training_pipeline import training_pipeline
-    from tasks.shared import registry
+    from retrain.adapters import mlflow_registry as registry
 
     root, results = runs
     weak = {"training": {"epochs": 1, "batch_size": 128, "learning_rate": 0.0001,
@@ -197,8 +197,8 @@ def test_worse_model_is_refused_then_force_blessed_with_its_reason(runs, tiny_in
 
 def _record(state):
     """The state store's record of a finished flow run."""
-    from tasks.shared.records import runs
-    from tasks.shared.tracking import sessions
+    from retrain.store import runs
+    from retrain.store.sessions import sessions
 
     with sessions()() as session:
         return runs.run_for_flow_run(session, str(state.state_details.flow_run_id))

@@ -27,7 +27,7 @@ IN_MEMORY_BEAM = {"args": ["--direct_running_mode=in_memory"]}
 
 
 def _config(data: Path, root: Path, **overrides):
-    from tasks.shared.examples import rating_config
+    from retrain.domain.examples import rating_config
 
     values = {
         "pipeline_root": str(root / "pipelines"),
@@ -73,7 +73,7 @@ def test_first_run_trains_blesses_and_pushes(first_run):
 
 
 def test_pushed_model_is_registered_as_champion(first_run):
-    from tasks.shared import registry
+    from retrain.adapters import mlflow_registry as registry
 
     config, summary, _, _ = first_run
     champion = registry.champion(config.model_name)
@@ -117,8 +117,8 @@ def test_stage_outputs_end_with_a_completion_marker(first_run):
 def _latest_record(model_name: str):
     from sqlalchemy import select
 
-    from tasks.shared.records.orm import RegisteredModel, TrainingRun
-    from tasks.shared.tracking import sessions
+    from retrain.store.orm import RegisteredModel, TrainingRun
+    from retrain.store.sessions import sessions
 
     session = sessions()()
     return session.execute(
@@ -129,8 +129,8 @@ def _latest_record(model_name: str):
 
 
 def test_the_run_is_recorded_in_the_state_store(first_run):
-    from tasks.shared.records import runs
-    from tasks.shared.tracking import sessions
+    from retrain.store import runs
+    from retrain.store.sessions import sessions
 
     config, summary, _, flow_run_id = first_run
     with sessions()() as session:
@@ -154,7 +154,7 @@ def test_identical_rerun_is_cached_without_importing_tensorflow(first_run, tiny_
         "import sys, json\n"
         "from prefect.testing.utilities import prefect_test_harness\n"
         "from flows.training_pipeline import training_pipeline\n"
-        "from tasks.shared.config import PipelineConfig\n"
+        "from retrain.domain.config import PipelineConfig\n"
         "config = PipelineConfig.model_validate_json(sys.argv[1])\n"
         "with prefect_test_harness(server_startup_timeout=None):\n"
         "    s = training_pipeline(config)\n"
@@ -182,7 +182,7 @@ def test_changing_trainer_config_reruns_trainer_and_downstream_only(
     first_run, tiny_interactions
 ):
     from flows.training_pipeline import training_pipeline
-    from tasks.shared import registry
+    from retrain.adapters import mlflow_registry as registry
 
     config, summary, root, _ = first_run
     changed = _config(tiny_interactions, root, trainer={"train_steps": 101, "eval_steps": 10})

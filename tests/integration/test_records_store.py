@@ -11,11 +11,12 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 from sqlalchemy import func, inspect, select, text
 
-from tasks.shared.records import runs, schedules
-from tasks.shared.records.database import engine_for, session_maker
-from tasks.shared.records.migrate import current_revision, upgrade
-from tasks.shared.records.orm import TrainingMetricsHistory, TrainingStage
-from tasks.shared.records.schemas import STAGES, RunStatus, StageStatus, TransitionError
+from retrain.store import runs, schedules
+from retrain.store.database import engine_for, session_maker
+from retrain.store.migrate import current_revision, upgrade
+from retrain.store.orm import TrainingMetricsHistory, TrainingStage
+from retrain.domain.stages import STAGES
+from retrain.domain.status import RunStatus, StageStatus, TransitionError
 
 pytestmark = [pytest.mark.service]
 
@@ -126,8 +127,8 @@ def test_retried_stage_and_epoch_writes_do_not_duplicate_rows(store):
 
 
 def test_trainer_attempts_are_updated_in_place_and_go_with_their_run(store):
-    from tasks.shared.records.orm import TrainerAttemptRecord
-    from tasks.shared.refs import TrainerAttempt
+    from retrain.store.orm import TrainerAttemptRecord
+    from retrain.domain.refs import TrainerAttempt
 
     submitted = TrainerAttempt(number=1, gpu_type="nvidia-tesla-t4", gpu_count=4)
     with session_maker(store).begin() as session:
@@ -259,7 +260,7 @@ def test_deleting_a_schedule_keeps_its_runs(store):
 def test_an_ambiguous_id_prefix_is_refused_naming_it(store):
     from sqlalchemy import update
 
-    from tasks.shared.records.orm import TrainingSchedule
+    from retrain.store.orm import TrainingSchedule
 
     with session_maker(store).begin() as session:
         for name, new in (("ranker", "abcdef01-0000-4000-8000-000000000000"),

@@ -52,7 +52,7 @@ def lifecycle(prefect_server, tiny_interactions, tmp_path_factory, session_dir):
 
 
 def _config(data: Path, home: Path, name: str):
-    from tasks.shared.examples import recommender_config
+    from retrain.domain.examples import recommender_config
 
     return recommender_config(
         data, "retrieval", model_name=name,
@@ -64,16 +64,16 @@ def _config(data: Path, home: Path, name: str):
 
 
 def _run(run_id: str):
-    from tasks.shared.records import runs
-    from tasks.shared.tracking import sessions
+    from retrain.store import runs
+    from retrain.store.sessions import sessions
 
     with sessions()() as session:
         return runs.get_run(session, run_id)
 
 
 def _stage_statuses(run_id: str) -> list[str]:
-    from tasks.shared.records import runs
-    from tasks.shared.tracking import sessions
+    from retrain.store import runs
+    from retrain.store.sessions import sessions
 
     with sessions()() as session:
         return [stage.status for stage in runs.get_run(session, run_id).stages]
@@ -82,7 +82,7 @@ def _stage_statuses(run_id: str) -> list[str]:
 def _start(lifecycle, name: str):
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    from tasks.shared import operations
+    from retrain.services import runs as operations
 
     with temporary_settings({PREFECT_API_URL: lifecycle["api_url"]}):
         return operations.start_run(_config(lifecycle["data"], lifecycle["home"], name),
@@ -104,8 +104,8 @@ def _cli(lifecycle, *args: str) -> subprocess.CompletedProcess:
 
 
 def test_killed_run_is_crashed_at_its_stage_and_its_rerun_resumes_from_cache(lifecycle):
-    from tasks.shared.records.orm import TrainingMetricsHistory, TrainingRun, TrainingStage
-    from tasks.shared.tracking import sessions
+    from retrain.store.orm import TrainingMetricsHistory, TrainingRun, TrainingStage
+    from retrain.store.sessions import sessions
 
     ref = _start(lifecycle, "crash-probe")
     assert ref.status.value == "submitting" and ref.flow_run_id
@@ -152,7 +152,7 @@ def test_killed_run_is_crashed_at_its_stage_and_its_rerun_resumes_from_cache(lif
 
 
 def test_cancelled_run_stops_and_is_recorded_cancelled_at_its_stage(lifecycle):
-    from tasks.shared import operations
+    from retrain.services import runs as operations
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     ref = _start(lifecycle, "cancel-probe")

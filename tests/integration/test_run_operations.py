@@ -15,12 +15,13 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from tasks.shared import operations
-from tasks.shared.operations import OperationRefused
-from tasks.shared.records import runs
-from tasks.shared.records.schemas import STAGES, RunStatus, StageStatus
-from tasks.shared.settings import get_settings
-from tasks.shared.tracking import sessions
+from retrain.services import runs as operations
+from retrain.services.runs import OperationRefused
+from retrain.store import runs
+from retrain.domain.stages import STAGES
+from retrain.domain.status import RunStatus, StageStatus
+from retrain.settings import get_settings
+from retrain.store.sessions import sessions
 
 pytestmark = [pytest.mark.service]
 REPO = Path(__file__).resolve().parents[2]
@@ -49,7 +50,7 @@ def _config(tmp_path: Path, name: str = "ranker", **overrides) -> dict:
     data = tmp_path / "data"
     data.mkdir(exist_ok=True)
     (data / "rows.csv").write_text("buyer_id,product_id,rating\n" + "b,p,1\n" * 600)
-    from tasks.shared.examples import recommender_config
+    from retrain.domain.examples import recommender_config
 
     config = recommender_config(data, "ranking").model_dump(mode="json", by_alias=True)
     config.update(model_name=name, pipeline_root=str(tmp_path / "pipelines"), **overrides)
@@ -169,7 +170,7 @@ def test_delete_removes_what_only_it_used_and_refuses_later_operations(store, tm
 
 def _register(model_name: str, flow_run_ids: list[str], champion: int, tmp_path: Path) -> None:
     """Versions 1..n of `model_name` in the real MLflow registry, tagged as the Pusher does."""
-    from tasks.shared import registry
+    from retrain.adapters import mlflow_registry as registry
 
     client = registry.client()
     client.create_registered_model(model_name)
@@ -220,7 +221,7 @@ def test_best_runs_rank_each_model_type_by_its_key_metric(store, tmp_path):
 
 
 def test_cost_estimate_from_rows_then_from_the_last_finished_run(store, tmp_path):
-    from tasks.shared.config import PipelineConfig
+    from retrain.domain.config import PipelineConfig
 
     config = PipelineConfig.model_validate(
         _config(tmp_path) | {"gpu": {"enabled": True, "count": 2, "type": "T4"}})
@@ -327,7 +328,7 @@ def test_cancel_reaches_the_prefect_flow_run_and_the_flow_runs_it_started(
 
 def test_a_run_that_cannot_be_submitted_is_failed_with_the_reason(store, tmp_path,
                                                                     prefect_harness):
-    from tasks.shared.config import PipelineConfig
+    from retrain.domain.config import PipelineConfig
 
     config = PipelineConfig.model_validate(_config(tmp_path))
     with pytest.raises(LookupError, match=r"no Prefect deployment named 'training-pipeline/nope'"):

@@ -72,7 +72,7 @@ def prefect(tmp_path_factory, tiny_interactions):
 
 
 def _config(prefect, name: str, data: Path | None = None, **overrides):
-    from tasks.shared.examples import recommender_config
+    from retrain.domain.examples import recommender_config
 
     home = prefect["home"]
     return recommender_config(
@@ -85,7 +85,7 @@ def _config(prefect, name: str, data: Path | None = None, **overrides):
 
 def _model_with_template(prefect, name: str, data: Path | None = None, **overrides) -> str:
     """A registered model whose template run holds the config (a pending run record)."""
-    from tasks.shared import operations
+    from retrain.services import runs as operations
 
     return operations.create_run(_config(prefect, name, data, **overrides)).id
 
@@ -96,7 +96,7 @@ def _deployment(prefect, view):
 
 
 def _upcoming(prefect, view) -> list[dt.datetime]:
-    from deployments import schedule_deployments
+    from retrain.adapters import prefect_deployments as schedule_deployments
 
     with prefect_client(prefect["api_url"]) as client:
         return schedule_deployments.upcoming_runs(client, _deployment(prefect, view).id)
@@ -117,7 +117,7 @@ def _flow_runs(prefect, view):
 
 
 def _schedule_runs(ref: str):
-    from tasks.shared.scheduling import schedule_runs
+    from retrain.services.schedules import schedule_runs
 
     return schedule_runs(ref)
 
@@ -146,8 +146,8 @@ def test_automations_sync_is_idempotent(prefect):
 
 
 def test_schedule_fires_at_its_slot_pauses_resumes_and_triggers(prefect):
-    from deployments.schedules import ScheduleSpec
-    from tasks.shared import scheduling
+    from retrain.domain.schedule.spec import ScheduleSpec
+    from retrain.services import schedules as scheduling
 
     zone = "America/New_York"
     _model_with_template(prefect, "sched-good",
@@ -222,8 +222,8 @@ def test_schedule_fires_at_its_slot_pauses_resumes_and_triggers(prefect):
 
 
 def test_failures_are_recorded_notified_and_pause_the_schedule(prefect, tmp_path):
-    from deployments.schedules import ScheduleSpec
-    from tasks.shared import scheduling
+    from retrain.domain.schedule.spec import ScheduleSpec
+    from retrain.services import schedules as scheduling
 
     empty = tmp_path / "no-data"
     empty.mkdir()
@@ -271,8 +271,8 @@ def test_failures_are_recorded_notified_and_pause_the_schedule(prefect, tmp_path
 def test_a_late_slot_is_skipped_and_recorded(prefect, tmp_path):
     from prefect.states import Scheduled
 
-    from deployments.schedules import ScheduleSpec
-    from tasks.shared import scheduling
+    from retrain.domain.schedule.spec import ScheduleSpec
+    from retrain.services import schedules as scheduling
 
     _model_with_template(prefect, "sched-late")
     weekday, time = _far_from_now()
@@ -304,9 +304,9 @@ def test_a_late_slot_is_skipped_and_recorded(prefect, tmp_path):
 def test_bad_input_creates_nothing(prefect):
     from pydantic import ValidationError
 
-    from deployments.schedules import ScheduleSpec
-    from tasks.shared import scheduling
-    from tasks.shared.operations import OperationRefused
+    from retrain.domain.schedule.spec import ScheduleSpec
+    from retrain.services import schedules as scheduling
+    from retrain.services.runs import OperationRefused
 
     _model_with_template(prefect, "sched-none")
     with prefect_client(prefect["api_url"]) as client:

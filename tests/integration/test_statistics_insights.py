@@ -37,7 +37,7 @@ def run_outputs(tmp_path_factory, in_memory_beam):
     """Statistics and schema artifacts of the ten rows, computed once for this module."""
     from tasks.example_gen import core as example_gen
     from tasks.schema_gen import core as schema_gen
-    from tasks.shared.config import PipelineConfig
+    from retrain.domain.config import PipelineConfig
     from tasks.statistics_gen import core as statistics_gen
 
     tmp = tmp_path_factory.mktemp("insights")
@@ -66,7 +66,7 @@ def run_outputs(tmp_path_factory, in_memory_beam):
 
 @pytest.fixture(scope="module")
 def insights(run_outputs):
-    from tasks.statistics_gen.insights import read_insights
+    from retrain.adapters.tfdv_insights import read_insights
 
     statistics, schema = run_outputs
     return read_insights(statistics["statistics"].uri, schema["schema"].uri,
@@ -139,7 +139,7 @@ def test_schema_types_domains_and_presence(insights):
 
 
 def test_render_names_every_feature_and_the_report(insights):
-    from tasks.statistics_gen.insights import render_insights
+    from retrain.adapters.tfdv_insights import render_insights
 
     assert Path(insights.html_report).is_file()
     text = render_insights(insights)
@@ -157,7 +157,7 @@ def test_missing_pct_counts_rows_without_the_feature():
     from google.protobuf import text_format
     from tensorflow_metadata.proto.v0 import statistics_pb2
 
-    from tasks.statistics_gen.insights import split_insights
+    from retrain.adapters.tfdv_insights import split_insights
 
     stats = text_format.Parse("""
         datasets {

@@ -16,7 +16,7 @@ LOCAL_DAG_RUNNER_ACCURACY = 0.78
 
 def test_taxi_example_is_blessed_with_the_reference_accuracy(prefect_harness, tmp_path):
     from flows.training_pipeline import training_pipeline
-    from tasks.shared.examples import taxi_config
+    from retrain.domain.examples import taxi_config
 
     config = taxi_config(
         pipeline_root=str(tmp_path / "pipelines"),

@@ -37,8 +37,8 @@ AUTOMATION_PARAMETERS = {"flow_run_id": "6b7c1b0e-4a56-4c8e-9a57-2b1d2c3e4f50",
 
 def trainer_request() -> dict[str, Any]:
     """What the training flow passes the gpu-trainer deployment (tasks/trainer/remote.py)."""
-    from tasks.shared.examples import recommender_config
-    from tasks.shared.refs import ArtifactRef, StageOutput
+    from retrain.domain.examples import recommender_config
+    from retrain.domain.refs import ArtifactRef, StageOutput
     from tasks.trainer.request import TrainerRequest
 
     config = recommender_config(REPO_ROOT / ".retrain" / "data", "retrieval", gpu={
@@ -137,9 +137,9 @@ def test_work_pool_is_defined(deployment: dict[str, Any]) -> None:
 
 
 def test_manual_deployment_is_the_synthetic_demo(monkeypatch: pytest.MonkeyPatch) -> None:
-    """training-pipeline/manual trains what `make demo` trains (tasks/shared/examples.py)."""
-    from tasks.shared.config import PipelineConfig
-    from tasks.shared.examples import rating_config
+    """training-pipeline/manual trains what `make demo` trains (retrain/domain/examples.py)."""
+    from retrain.domain.config import PipelineConfig
+    from retrain.domain.examples import rating_config
 
     (manual,) = [d for d in DEPLOYMENTS if d["name"] == "manual"]
     monkeypatch.chdir(REPO_ROOT)
@@ -152,9 +152,9 @@ def test_manual_deployment_is_the_synthetic_demo(monkeypatch: pytest.MonkeyPatch
 
 
 def test_recommender_deployment_is_the_retrieval_example(monkeypatch: pytest.MonkeyPatch) -> None:
-    """training-pipeline/recommender trains recommender_config() from tasks/shared/examples.py."""
-    from tasks.shared.config import PipelineConfig
-    from tasks.shared.examples import recommender_config
+    """training-pipeline/recommender trains recommender_config() from retrain/domain/examples.py."""
+    from retrain.domain.config import PipelineConfig
+    from retrain.domain.examples import recommender_config
 
     (deployment,) = [d for d in DEPLOYMENTS if d["name"] == "recommender"]
     monkeypatch.chdir(REPO_ROOT)

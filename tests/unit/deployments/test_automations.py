@@ -17,7 +17,8 @@ import pytest
 from deployments import automations
 from flows.run_failure import handle_run_failure
 from tasks.shared import events
-from tasks.shared.scheduling import FailureReport
+from retrain.services.lifecycle import RunIdentity
+from retrain.services.schedules import FailureReport
 
 DEPLOYMENT_ID = uuid.uuid4()
 BLOCK_ID = uuid.uuid4()
@@ -37,8 +38,8 @@ def _emitted(monkeypatch, name: str, payload: dict) -> dict:
     """The event `events.emit` sends for a run record, captured instead of sent."""
     sent = {}
     monkeypatch.setattr("prefect.events.emit_event", lambda **kw: sent.update(kw))
-    run = SimpleNamespace(id="r-1", name="ranker", run_number=7, flow_run_id="f-1",
-                          schedule_id="s-1", registered_model=SimpleNamespace(name="ranker"))
+    run = RunIdentity(id="r-1", name="ranker", run_number=7, model_name="ranker",
+                      flow_run_id="f-1", schedule_id="s-1")
     events.emit(name, run, payload)
     return sent
 

@@ -15,7 +15,7 @@ from deployments.gpu_jobs import (
     job_variables,
     render_manifest,
 )
-from tasks.shared.models import GpuConfig
+from retrain.domain.recommender import GpuConfig
 
 K8S = "1.30.0"
 IMAGE = "europe-docker.pkg.dev/acme/retrain/trainer:2026.11"

@@ -1,7 +1,7 @@
 """Retraining schedules -> Prefect schedules: validation, cron strings, previews and DST.
 
 Every run time here comes from Prefect 3.8.8's own scheduler code (via `preview`), so these
-tests pin the DST policy documented in `deployments/schedules.py`.
+tests pin the DST policy documented in `retrain/domain/schedule/spec.py`.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from pydantic import ValidationError
 
-from deployments.schedules import (
+from retrain.domain.schedule.spec import (
     PreviewRun,
     ScheduleSpec,
     check_once_in_future,

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from tasks.shared.records import runs
-from tasks.shared.records.database import session_maker
-from tasks.shared.records.migrate import upgrade
-from tasks.shared.records.schemas import RunStatus, StageStatus
+from retrain.store import runs
+from retrain.store.database import session_maker
+from retrain.store.migrate import upgrade
+from retrain.domain.status import RunStatus, StageStatus
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -69,7 +69,7 @@ def test_show_prints_stages_error_epochs_and_blessing(store):
 
 
 def test_show_lists_trainer_attempts_and_the_devices_seen(store):
-    from tasks.shared.refs import TrainerAttempt
+    from retrain.domain.refs import TrainerAttempt
 
     with session_maker(store).begin() as session:
         run = runs.create_run(session, "ranker", {"epochs": 4})
@@ -141,7 +141,7 @@ def test_bad_schedules_exit_2_naming_the_problem(store, args, message):
         result = _cli(store, "schedules", command, *extra, *args)
         assert result.returncode == 2 and message in result.stderr, (command, result.stderr)
     with session_maker(store)() as session:  # nothing was recorded
-        from tasks.shared.records import schedules
+        from retrain.store import schedules
 
         assert schedules.list_schedules(session) == []
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from tasks.shared.config import PipelineConfig
+from retrain.domain.config import PipelineConfig
 
 MODULE = str(Path(__file__).resolve().parents[3] / "synthetic" / "modules" / "rating_model.py")
 
@@ -30,7 +30,7 @@ def _error(values: dict) -> str:
 
 
 def test_valid_config_gets_defaults_from_settings(monkeypatch, tmp_path):
-    from tasks.shared.settings import get_settings
+    from retrain.settings import get_settings
 
     monkeypatch.setenv("RETRAIN_HOME", str(tmp_path))
     get_settings.cache_clear()
@@ -104,8 +104,8 @@ def test_config_round_trips_through_json_with_the_schema_alias(tmp_path):
 
 
 def test_overrides_change_only_the_fields_they_name():
-    from tasks.shared.config import with_overrides
-    from tasks.shared.examples import recommender_config
+    from retrain.domain.config import with_overrides
+    from retrain.domain.examples import recommender_config
 
     base = recommender_config("/data", "ranking")
     changed = with_overrides(base, {"training": {"epochs": 8}, "gpu": {"enabled": True}})
@@ -116,8 +116,8 @@ def test_overrides_change_only_the_fields_they_name():
 
 
 def test_bad_overrides_are_named_like_any_bad_config():
-    from tasks.shared.config import with_overrides
-    from tasks.shared.examples import recommender_config
+    from retrain.domain.config import with_overrides
+    from retrain.domain.examples import recommender_config
 
     base = recommender_config("/data", "ranking")
     with pytest.raises(ValidationError, match=r"training\.epochs\n.*greater than or equal to 1"):

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from tasks.shared.costs import (
+from retrain.domain.costs import (
     DEFAULT_PRICES,
     actual_cost,
     estimate_cost,

@@ -6,8 +6,8 @@ import math
 
 import pytest
 
-from tasks.shared.curves import AXIS_WIDTH, curve_figure, text_curves, write_curve_png
-from tasks.shared.records.orm import TrainingMetricsHistory
+from flows.cli.curves import AXIS_WIDTH, curve_figure, text_curves, write_curve_png
+from retrain.store.orm import TrainingMetricsHistory
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

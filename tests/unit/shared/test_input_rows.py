@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tasks.shared.operations import _CSV_FULL_COUNT_BYTES, _csv_rows
+from retrain.services.runs import _CSV_FULL_COUNT_BYTES, _csv_rows
 
 
 def test_small_csv_rows_are_counted_exactly(tmp_path):

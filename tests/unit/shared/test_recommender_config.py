@@ -10,8 +10,8 @@ import copy
 import pytest
 from pydantic import ValidationError
 
-from tasks.shared.config import PipelineConfig
-from tasks.shared.examples import RECOMMENDER_FEATURES, recommender_config
+from retrain.domain.config import PipelineConfig
+from retrain.domain.examples import RECOMMENDER_FEATURES, recommender_config
 
 
 def _values(model_type: str = "retrieval", **overrides) -> dict:

@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from tasks.shared.slots import check_slot
+from retrain.domain.schedule.slots import check_slot
 
 UTC = dt.timezone.utc
 SLOT = dt.datetime(2027, 3, 28, 0, 30, tzinfo=UTC)

@@ -10,7 +10,7 @@ from prefect import flow
 
 from tasks.shared.caching import MARKER, StagePlan
 from tasks.shared.fingerprint import fingerprint
-from tasks.shared.refs import ArtifactRef, StageOutput
+from retrain.domain.refs import ArtifactRef, StageOutput
 from tasks.shared.stage import StageError, describe_error, run_stage, stage_task
 
 CALLS: list[int] = []
@@ -85,7 +85,7 @@ def test_failure_names_the_stage_and_leaves_no_marker(prefect_harness, tmp_path)
 
 
 def test_plan_layout_and_keys():
-    from tasks.shared.examples import taxi_config
+    from retrain.domain.examples import taxi_config
 
     config = taxi_config(pipeline_root="gs://bucket/root/")
     plan = StagePlan.for_stage(config, "Trainer", "ab" * 32)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tasks.shared.refs import (
+from retrain.domain.refs import (
     EvaluationOutput,
     PushOutput,
     SplitStats,

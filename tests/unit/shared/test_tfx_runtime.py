@@ -8,7 +8,7 @@ from pathlib import Path
 from tfx.dsl.components.base import base_beam_executor
 from tfx.types import artifact_utils
 
-from tasks.shared.tfx_runtime import run_executor
+from retrain.adapters.tfx import run_executor
 
 
 class RecordingBeamExecutor(base_beam_executor.BaseBeamExecutor):

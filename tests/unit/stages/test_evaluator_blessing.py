@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from tasks.evaluator.blessing import FIRST_RUN_MESSAGE, decide_blessing, failed_lines
-from tasks.shared.config import ForceBless, MetricThreshold
-from tasks.shared.refs import RuleResult
+from retrain.domain.config import ForceBless, MetricThreshold
+from retrain.domain.refs import RuleResult
 
 RECALL = "recall_at_100"
 

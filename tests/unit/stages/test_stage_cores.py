@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from tasks.shared.config import EvaluatorConfig, InputConfig
-from tasks.shared.refs import ArtifactRef, StageOutput
+from retrain.domain.config import EvaluatorConfig, InputConfig
+from retrain.domain.refs import ArtifactRef, StageOutput
 
 
 # ExampleGen -------------------------------------------------------------------------------
@@ -92,7 +92,7 @@ def test_split_summary_counts_rows_features_and_missing():
 
 
 def test_split_checks_name_empty_splits_and_a_missing_label():
-    from tasks.shared.refs import SplitStats
+    from retrain.domain.refs import SplitStats
     from tasks.statistics_gen.core import check_splits
 
     splits = {"train": SplitStats(rows=10, features=2), "eval": SplitStats(rows=0, features=2)}

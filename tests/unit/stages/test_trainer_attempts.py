@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tasks.shared.models import GpuConfig, GpuOption
-from tasks.shared.refs import TrainerAttempt
+from retrain.domain.recommender import GpuConfig, GpuOption
+from retrain.domain.refs import TrainerAttempt
 from tasks.trainer.attempts import Action, Observation, classify, next_step
 
 # Seed 003's planned order: 4×T4 → 4×V100 → 4×L4 → 2×T4.
@@ -110,8 +110,8 @@ def test_a_trainer_pod_with_other_code_refuses_to_train(tmp_path) -> None:
     """The attempt writes into the training flow's Trainer directory; a trainer image whose
     code gives another fingerprint must not put a model there under the wrong cache key."""
     from tasks.shared.caching import StagePlan
-    from tasks.shared.examples import recommender_config
-    from tasks.shared.refs import ArtifactRef, StageOutput
+    from retrain.domain.examples import recommender_config
+    from retrain.domain.refs import ArtifactRef, StageOutput
     from tasks.shared.stage import StageError
     from tasks.trainer.request import TrainerRequest
     from tasks.trainer.task import train_attempt

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tasks.shared.refs import EpochMetrics
+from retrain.domain.refs import EpochMetrics
 from tasks.trainer.epochs import epoch_sinks, publish, read_epochs
 
 

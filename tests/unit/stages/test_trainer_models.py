@@ -12,7 +12,7 @@ from unittest import mock
 import numpy as np
 import pytest
 
-from tasks.shared.features import (
+from retrain.domain.features import (
     CategoricalFeature,
     FeatureConfig,
     NumericFeature,
@@ -20,7 +20,7 @@ from tasks.shared.features import (
     TextFeature,
     XfColumn,
 )
-from tasks.shared.models import GpuConfig, LayerConfig, ModelConfig, OptimizerConfig
+from retrain.domain.recommender import GpuConfig, LayerConfig, ModelConfig, OptimizerConfig
 from tasks.trainer.models import (
     RecommenderModel,
     Tower,

@@ -13,7 +13,7 @@ import math
 
 import pytest
 
-from tasks.shared.tfx_runtime import prepare_tf_environment
+from retrain.adapters.tfx import prepare_tf_environment
 
 prepare_tf_environment()
 
@@ -21,8 +21,8 @@ import tensorflow as tf  # noqa: E402
 import tensorflow_transform as tft  # noqa: E402
 import tensorflow_transform.beam as tft_beam  # noqa: E402
 
-from tasks.shared.features import FeatureConfig  # noqa: E402
-from tasks.transform.features import preprocessing_fn  # noqa: E402
+from retrain.domain.features import FeatureConfig  # noqa: E402
+from tasks.transform.preprocessing import preprocessing_fn  # noqa: E402
 
 FEATURES = FeatureConfig.model_validate(
     {

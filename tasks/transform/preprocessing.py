@@ -1,6 +1,6 @@
 """The library `preprocessing_fn`: the tf.Transform graph built from a typed FeatureConfig.
 
-TFX's Transform executor loads `tasks.transform.features.preprocessing_fn` by dotted path and
+TFX's Transform executor loads `tasks.transform.preprocessing.preprocessing_fn` by dotted path and
 passes `custom_config = {"features": FeatureConfig.model_dump(mode="json")}`. Every output is
 named and typed by `FeatureConfig.xf_columns()` (plus the target), the contract the towers in
 `tasks.trainer.models` read.
@@ -22,7 +22,7 @@ from typing import Any, Mapping
 import tensorflow as tf
 import tensorflow_transform as tft
 
-from tasks.shared.features import (
+from retrain.domain.features import (
     CategoricalFeature,
     CrossFeature,
     FeatureConfig,

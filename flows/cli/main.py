@@ -16,7 +16,7 @@
     retrain models show NAME                    one model's versions
     retrain models check-name NAME              exit 0 if free, 3 if taken, 2 if invalid
     retrain schedules preview|create|list|show|pause|resume|cancel|trigger|delete|sync
-    retrain automations sync [--webhook-url URL]   (see flows/cli_schedules.py)
+    retrain automations sync [--webhook-url URL]   (see flows/cli/schedules.py)
 
 RUN is a run id or a unique prefix of one (6+ characters). Without --deployment a run
 executes in this process; with it, it is submitted to that Prefect deployment.
@@ -34,7 +34,8 @@ import json
 import sys
 from pathlib import Path
 
-from tasks.shared.records.schemas import STAGES, RunStatus
+from retrain.domain.stages import STAGES
+from retrain.domain.status import RunStatus
 
 # One character per stage in pipeline order: the eight-segment stage bar.
 BAR = {"pending": ".", "running": ">", "completed": "#", "cached": "=", "failed": "X",
@@ -52,7 +53,7 @@ def stage_bar(stages) -> str:
 
 
 def _sessions():
-    from tasks.shared.tracking import sessions
+    from retrain.store.sessions import sessions
 
     return sessions()
 
@@ -66,6 +67,15 @@ def _print_estimate(estimate, note: str) -> None:
         print(f"estimate  {note}")
 
 
+def _run_here(deployment: str | None):
+    """The training flow, when a run is to run in this process (no deployment given)."""
+    if deployment is not None:
+        return None
+    from flows.training_pipeline import training_pipeline
+
+    return training_pipeline
+
+
 def _outcome(ref) -> int:
     print(f"run {ref.label} ({ref.id}) is {ref.status.value}"
           + (f"; flow run {ref.flow_run_id}" if ref.flow_run_id else ""))
@@ -74,7 +84,7 @@ def _outcome(ref) -> int:
 
 
 def _runs_estimate(args) -> int:
-    from tasks.shared import operations
+    from retrain.services import runs as operations
 
     config = operations.load_config(args.config)
     _print_estimate(*operations.estimate_run(config))
@@ -82,27 +92,27 @@ def _runs_estimate(args) -> int:
 
 
 def _runs_start(args) -> int:
-    from tasks.shared import operations
+    from retrain.services import runs as operations
 
     config = operations.load_config(args.config)
     ref = operations.create_run(config, name=args.name, description=args.description)
     print(f"created run {ref.label} ({ref.id})")
     _print_estimate(ref.estimate, ref.estimate_note)
-    return _outcome(operations.submit(ref, config, args.deployment))
+    return _outcome(operations.submit(ref, config, args.deployment, _run_here(args.deployment)))
 
 
 def _runs_rerun(args) -> int:
-    from tasks.shared import operations
+    from retrain.services import runs as operations
 
     ref, config = operations.prepare_rerun(args.run)
     print(f"created run {ref.label} ({ref.id}), a rerun of {args.run}")
     _print_estimate(ref.estimate, ref.estimate_note)
-    return _outcome(operations.submit(ref, config, args.deployment))
+    return _outcome(operations.submit(ref, config, args.deployment, _run_here(args.deployment)))
 
 
 def _runs_config(args) -> int:
-    from tasks.shared import operations
-    from tasks.shared.records import runs
+    from retrain.services import runs as operations
+    from retrain.store import runs
 
     with _sessions()() as session:
         run = runs.get_run(session, args.run)
@@ -126,7 +136,7 @@ def _parse_value(text: str):
 
 
 def _runs_edit(args) -> int:
-    from tasks.shared import operations
+    from retrain.services import runs as operations
 
     changes: dict = {}
     if args.file:
@@ -147,7 +157,7 @@ def _runs_edit(args) -> int:
 
 
 def _runs_cancel(args) -> int:
-    from tasks.shared import operations
+    from retrain.services import runs as operations
 
     ref, flow_runs = operations.cancel_run(args.run)
     print(f"run {ref.label} cancelled"
@@ -156,7 +166,7 @@ def _runs_cancel(args) -> int:
 
 
 def _runs_delete(args) -> int:
-    from tasks.shared import operations
+    from retrain.services import runs as operations
 
     if not args.yes:
         raise ValueError("deleting a run removes its artifacts; pass --yes to confirm")
@@ -170,7 +180,7 @@ def _runs_delete(args) -> int:
 
 
 def _runs_list(args) -> int:
-    from tasks.shared.records import runs
+    from retrain.store import runs
 
     status = RunStatus(args.status) if args.status else None
     with _sessions()() as session:
@@ -184,8 +194,8 @@ def _runs_list(args) -> int:
 
 
 def _show_curves(run) -> None:
-    from tasks.shared import operations
-    from tasks.shared.curves import text_curves, write_curve_png
+    from retrain.services import runs as operations
+    from flows.cli.curves import text_curves, write_curve_png
 
     path = Path(operations.run_dir(run.config, run)) / "training_curve.png"
     try:
@@ -198,7 +208,7 @@ def _show_curves(run) -> None:
 
 
 def _runs_show(args) -> int:
-    from tasks.shared.records import runs
+    from retrain.store import runs
 
     with _sessions()() as session:
         run = runs.get_run(session, args.run)
@@ -252,15 +262,15 @@ def _runs_show(args) -> int:
 
 
 def _runs_data(args) -> int:
-    from tasks.shared import operations
-    from tasks.statistics_gen.insights import render_insights
+    from retrain.services import runs as operations
+    from retrain.adapters.tfdv_insights import render_insights
 
     print(render_insights(operations.data_insights(args.run)))
     return 0
 
 
 def _runs_best(args) -> int:
-    from tasks.shared import operations
+    from retrain.services import runs as operations
 
     table = operations.best_runs(args.model_type, args.limit)
     if not table:
@@ -275,7 +285,7 @@ def _runs_best(args) -> int:
 
 
 def _models_list(args) -> int:
-    from tasks.shared import operations
+    from retrain.services import runs as operations
 
     models = operations.list_models(sync=not args.no_sync)
     print(f"{'model':<32} {'type':<12} {'runs':>4}  {'latest':>6} {'champion':>8}  "
@@ -287,7 +297,7 @@ def _models_list(args) -> int:
 
 
 def _models_show(args) -> int:
-    from tasks.shared import operations
+    from retrain.services import runs as operations
 
     (m,) = operations.list_models(name=args.name)
     print(f"{m.name}  ({m.model_type})  {m.runs} runs; schedule {m.schedule}; "
@@ -301,8 +311,8 @@ def _models_show(args) -> int:
 
 
 def _models_check_name(args) -> int:
-    from tasks.shared.config import check_model_name
-    from tasks.shared.records import runs
+    from retrain.domain.config import check_model_name
+    from retrain.store import runs
 
     check_model_name(args.name)
     with _sessions()() as session:
@@ -316,7 +326,7 @@ def _models_check_name(args) -> int:
 
 
 def _db_upgrade(args) -> int:
-    from tasks.shared.records.migrate import current_revision, upgrade
+    from retrain.store.migrate import current_revision, upgrade
 
     upgrade()
     print(f"state store at revision {current_revision()}")
@@ -393,7 +403,7 @@ def parser() -> argparse.ArgumentParser:
     check = model.add_parser("check-name", help="is a model name free?")
     check.add_argument("name")
     check.set_defaults(fn=_models_check_name)
-    from flows.cli_schedules import add_parsers
+    from flows.cli.schedules import add_parsers
 
     add_parsers(groups)
     return root
@@ -413,7 +423,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run one command; map each kind of outcome to its exit code (see the module doc)."""
     from pydantic import ValidationError
 
-    from tasks.shared.operations import OperationRefused
+    from retrain.services.runs import OperationRefused
 
     args = parser().parse_args(argv)
     try:

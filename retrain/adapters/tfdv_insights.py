@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from tasks.shared.tfx_runtime import prepare_tf_environment
+from retrain.adapters.tfx import prepare_tf_environment
 
 # TFX 1.16 StatisticsGen writes `FeatureStats.pb` (binary proto) in every split directory;
 # artifacts from TFX before 0.29 hold a one-record TFRecord `stats_tfrecord` instead.

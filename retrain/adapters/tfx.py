@@ -10,7 +10,7 @@ import os
 import uuid
 from typing import Any, Mapping, Sequence
 
-from tasks.shared.refs import ArtifactRef
+from retrain.domain.refs import ArtifactRef
 
 # Keras 2 (tf-keras): TFX 1.16 user modules and TensorFlow Recommenders need it.
 _TF_ENV = {

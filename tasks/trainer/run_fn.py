@@ -1,6 +1,6 @@
 """The library `run_fn`: train the TFRS model described by the run's config, then export it.
 
-TFX's GenericExecutor calls `tasks.trainer.recommender.run_fn(fn_args)` with
+TFX's GenericExecutor calls `tasks.trainer.run_fn.run_fn(fn_args)` with
 `fn_args.custom_config` = `RecommenderSpec` as JSON. Nothing here is generated: the towers
 and the model come from `tasks.trainer.models`, the export from `tasks.trainer.export`.
 """
@@ -19,8 +19,8 @@ import tensorflow_transform as tft
 from tfx_bsl.public import tfxio
 
 from tasks.evaluator.metrics import RecallAccumulator
-from tasks.shared.features import FeatureConfig, XfColumn
-from tasks.shared.models import RECALL_KS, RecommenderSpec
+from retrain.domain.features import FeatureConfig, XfColumn
+from retrain.domain.recommender import RECALL_KS, RecommenderSpec
 from tasks.trainer import checkpoints
 from tasks.trainer import epochs as epoch_records
 from tasks.trainer.export import export_recommender

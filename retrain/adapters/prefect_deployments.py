@@ -23,7 +23,8 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from deployments.schedules import ScheduleSpec, describe, to_prefect_schedule
+from retrain.domain.schedule.spec import ScheduleSpec, describe, to_prefect_schedule
+from retrain.domain.clock import utcnow
 
 if TYPE_CHECKING:
     from prefect.client.orchestration import SyncPrefectClient
@@ -152,7 +153,7 @@ def run_now(client: SyncPrefectClient, deployment_id: UUID | str) -> UUID:
     from prefect.states import Scheduled
 
     flow_run = client.create_flow_run_from_deployment(
-        deployment_id, state=Scheduled(scheduled_time=dt.datetime.now(dt.timezone.utc)),
+        deployment_id, state=Scheduled(scheduled_time=utcnow()),
         tags=["trigger-now"],
     )
     return flow_run.id

@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from tasks.shared.records.orm import (
+from retrain.store.orm import (
     new_id,
     RegisteredModel,
     TrainerAttemptRecord,
@@ -21,15 +21,13 @@ from tasks.shared.records.orm import (
     TrainingRun,
     TrainingStage,
 )
-from tasks.shared.records.schemas import STAGES, TRANSITIONS, RunStatus, StageStatus, TransitionError
-from tasks.shared.refs import TrainerAttempt
+from retrain.domain.stages import STAGES
+from retrain.domain.status import TRANSITIONS, RunStatus, StageStatus, TransitionError
+from retrain.domain.refs import TrainerAttempt
+from retrain.domain.clock import aware, utcnow
 
 
 T = TypeVar("T")
-
-
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
 
 
 def _insert(session: Session):
@@ -150,14 +148,11 @@ def set_status(session: Session, run_id: str, status: RunStatus, **fields: Any) 
             )
         run.status = status.value
         if status == RunStatus.RUNNING and run.started_at is None:
-            run.started_at = _now()
+            run.started_at = utcnow()
         if status.terminal:
-            run.finished_at = _now()
+            run.finished_at = utcnow()
             if run.started_at is not None:
-                started = run.started_at
-                if started.tzinfo is None:  # SQLite returns naive datetimes
-                    started = started.replace(tzinfo=dt.timezone.utc)
-                run.duration_seconds = (run.finished_at - started).total_seconds()
+                run.duration_seconds = (run.finished_at - aware(run.started_at)).total_seconds()
     for key, value in fields.items():
         setattr(run, key, value)
     session.flush()
@@ -179,7 +174,7 @@ def record_stage(
         raise ValueError(f"unknown stage {stage!r}; stages are {list(STAGES)}")
     run = get_run(session, run_id)
     row = next(s for s in run.stages if s.stage == stage)
-    now = _now()
+    now = utcnow()
     if status == StageStatus.RUNNING and row.started_at is None:
         row.started_at = now
     if status in (StageStatus.COMPLETED, StageStatus.CACHED, StageStatus.FAILED,

@@ -1,6 +1,6 @@
 """FeatureConfig: which raw columns feed the query (buyer) and candidate (product) towers.
 
-One library `preprocessing_fn` (`tasks.transform.features`) builds the tf.Transform graph
+One library `preprocessing_fn` (`tasks.transform.preprocessing`) builds the tf.Transform graph
 from this config, so vocabularies and statistics come from the full data. `XfColumn` is the
 contract between that graph and the towers (`tasks.trainer.models`): every transformed
 column's name, kind and embedding size is derived here, in one place.

@@ -1,18 +1,29 @@
 """ModelConfig, TrainingParams and GpuConfig: a TFRS model and how to train it, as data.
 
-The library `run_fn` (`tasks.trainer.recommender`) builds the towers and the TFRS model
+The library `run_fn` (`tasks.trainer.run_fn`) builds the towers and the TFRS model
 from these with ordinary code; nothing is generated as text.
 """
 
 from __future__ import annotations
 
+from enum import Enum
 from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from tasks.shared.features import FeatureConfig
+from retrain.domain.features import FeatureConfig
 
-ModelType = Literal["retrieval", "ranking", "multitask"]
+# What `model.type` accepts (a Literal keeps the Prefect form's inline choice list).
+RecommenderType = Literal["retrieval", "ranking", "multitask"]
+
+
+class ModelType(str, Enum):
+    """A registered model's type: a recommender built from config, or a TFX user module."""
+
+    RETRIEVAL = "retrieval"
+    RANKING = "ranking"
+    MULTITASK = "multitask"
+    USER_MODULE = "user_module"
 RECALL_KS = (5, 10, 50, 100)
 
 
@@ -43,7 +54,7 @@ class OptimizerConfig(_Config):
 class ModelConfig(_Config):
     """A TensorFlow Recommenders model: retrieval (two towers), ranking or both."""
 
-    type: ModelType = Field(
+    type: RecommenderType = Field(
         description="`retrieval`: two towers, in-batch softmax; `ranking`: a rating "
         "regression head on the tower outputs; `multitask`: both, with loss weights."
     )

@@ -8,8 +8,8 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 
-from tasks.shared.records.database import engine_for
-from tasks.shared.settings import get_settings
+from retrain.store.database import engine_for
+from retrain.settings import get_settings
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 

@@ -15,7 +15,7 @@ from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
-from tasks.shared.config import PipelineConfig, deep_merge
+from retrain.domain.config import PipelineConfig, deep_merge
 
 RATING_MODULE = Path(__file__).resolve().parents[2] / "synthetic" / "modules" / "rating_model.py"
 

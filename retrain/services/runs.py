@@ -17,16 +17,18 @@ import datetime as dt
 import json
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from pydantic import BaseModel, Field
 
-from tasks.shared.config import PipelineConfig
-from tasks.shared.costs import CostEstimate, estimate_cost, estimate_hours
-from tasks.shared.records import runs
-from tasks.shared.records.orm import RegisteredModel, TrainingRun
-from tasks.shared.records.schemas import TERMINAL, RunStatus
-from tasks.shared.tracking import model_type_of, sessions
+from retrain.domain.config import PipelineConfig
+from retrain.domain.costs import CostEstimate, estimate_cost, estimate_hours
+from retrain.store import runs
+from retrain.store.orm import RegisteredModel, TrainingRun
+from retrain.domain.status import TERMINAL, RunStatus
+from retrain.services.lifecycle import new_run
+from retrain.store.sessions import sessions
+from retrain.domain.clock import utcnow
 
 logger = logging.getLogger("retrain.operations")
 
@@ -95,10 +97,6 @@ def load_config(path: str | Path) -> PipelineConfig:
     return PipelineConfig.model_validate(read_config_file(path))
 
 
-def _snapshot(config: PipelineConfig) -> dict[str, Any]:
-    return config.model_dump(mode="json", by_alias=True)
-
-
 # --- cost estimate ---------------------------------------------------------------------------
 
 # Larger CSV files are not read whole for an estimate: rows are extrapolated from the size.
@@ -153,7 +151,7 @@ def estimate_run(config: PipelineConfig) -> tuple[CostEstimate | None, str]:
             None,
         ) if model else None
         if previous is not None:
-            hours = (previous.duration_seconds / 3600 * _epochs(_snapshot(config))
+            hours = (previous.duration_seconds / 3600 * _epochs(config.snapshot())
                      / _epochs(previous.config))
             low_high, basis = (hours * 0.8, hours * 1.2), (
                 f"from {previous.name} #{previous.run_number} "
@@ -163,7 +161,7 @@ def estimate_run(config: PipelineConfig) -> tuple[CostEstimate | None, str]:
             if rows is None:
                 return None, ("no estimate: no finished run of this model yet and the input's "
                               "size cannot be read cheaply")
-            low_high = estimate_hours(rows, _epochs(_snapshot(config)),
+            low_high = estimate_hours(rows, _epochs(config.snapshot()),
                                       DEFAULT_EXAMPLES_PER_SECOND)
             basis = f"from {rows:,} input rows at {DEFAULT_EXAMPLES_PER_SECOND:,.0f} examples/s"
     gpu = config.gpu
@@ -185,26 +183,35 @@ def create_run(
     """A pending run record of `config`, with its cost estimate; nothing runs yet."""
     estimate, note = estimate_run(config)
     with sessions().begin() as session:
-        run = runs.create_run(
-            session, config.model_name, _snapshot(config), model_type=model_type_of(config),
-            name=name, description=description, source_run_id=source.id if source else None,
+        run = new_run(
+            session, config, name=name, description=description,
+            source_run_id=source.id if source else None,
             estimated_cost=estimate.high_usd if estimate else None,
             estimated_seconds=estimate.high_hours * 3600 if estimate else None,
         )
         return RunRef.of(run, estimate=estimate, estimate_note=note)
 
 
-def submit(ref: RunRef, config: PipelineConfig, deployment: str | None) -> RunRef:
-    """Start the run: in this process (waits), or on a Prefect deployment (returns at once).
+# Runs a training flow in this process with the flow's parameters (`config`, `run_id`) and
+# `return_state=True`: the caller (the CLI) hands in `flows.training_pipeline`, which this
+# library does not import.
+FlowRunner = Callable[..., Any]
+
+
+def submit(ref: RunRef, config: PipelineConfig, deployment: str | None,
+           run_here: FlowRunner | None = None) -> RunRef:
+    """Start the run: on a Prefect deployment (returns at once), or without one in this
+    process through `run_here` (waits).
 
     A submission that fails marks the run failed with the reason, then raises.
     """
-    parameters = {"config": _snapshot(config), "run_id": ref.id}
+    parameters = {"config": config.snapshot(), "run_id": ref.id}
     if deployment is None:
-        from flows.training_pipeline import training_pipeline
-
+        if run_here is None:
+            _fail_if_unstarted(ref.id, "no deployment given and no flow to run here")
+            raise ValueError("give a deployment to submit to, or a flow to run here")
         try:
-            training_pipeline(**parameters, return_state=True)  # the hooks record the outcome
+            run_here(**parameters, return_state=True)  # the flow's hooks record the outcome
         except BaseException as exc:  # the flow never started (no API) or was interrupted
             _fail_if_unstarted(ref.id, f"could not run the flow here: {exc!r}")
             raise
@@ -241,12 +248,15 @@ def _fail_if_unstarted(run_id: str, message: str) -> None:
 
 
 def start_run(config: PipelineConfig, *, deployment: str | None = None,
-              name: str | None = None, description: str | None = None) -> RunRef:
+              run_here: FlowRunner | None = None, name: str | None = None,
+              description: str | None = None) -> RunRef:
     """Record a new run of `config` and start it (see `submit`)."""
-    return submit(create_run(config, name=name, description=description), config, deployment)
+    return submit(create_run(config, name=name, description=description), config, deployment,
+                  run_here)
 
 
-def _live(session, run_ref: str) -> TrainingRun:
+def live_run(session, run_ref: str) -> TrainingRun:
+    """The run (id or unique prefix), refused if it was deleted."""
     run = runs.get_run(session, run_ref)
     if run.deleted_at is not None:
         raise OperationRefused(
@@ -262,7 +272,7 @@ def effective_config(run: TrainingRun) -> dict[str, Any]:
 def prepare_rerun(run_ref: str) -> tuple[RunRef, PipelineConfig]:
     """A pending rerun of a finished run: same name and config (as edited), next number."""
     with sessions()() as session:
-        source = _live(session, run_ref)
+        source = live_run(session, run_ref)
         if RunStatus(source.status) not in TERMINAL:
             raise OperationRefused(
                 f"run {source.name} #{source.run_number} is {source.status}; only a finished "
@@ -273,10 +283,11 @@ def prepare_rerun(run_ref: str) -> tuple[RunRef, PipelineConfig]:
     return ref, config
 
 
-def rerun(run_ref: str, *, deployment: str | None = None) -> RunRef:
+def rerun(run_ref: str, *, deployment: str | None = None,
+          run_here: FlowRunner | None = None) -> RunRef:
     """Rerun a finished run (stages whose inputs did not change come from the cache)."""
     ref, config = prepare_rerun(run_ref)
-    return submit(ref, config, deployment)
+    return submit(ref, config, deployment, run_here)
 
 
 # --- config: show and edit -------------------------------------------------------------------
@@ -321,7 +332,7 @@ def edit_config(run_ref: str, changes: dict[str, Any]) -> tuple[RunRef, dict[str
         raise ValueError(f"not editable: {', '.join(refused)}; editable sections are "
                          f"{', '.join(EDITABLE)}")
     with sessions().begin() as session:
-        run = _live(session, run_ref)
+        run = live_run(session, run_ref)
         if RunStatus(run.status) not in TERMINAL:
             raise OperationRefused(
                 f"run {run.name} #{run.run_number} is {run.status}; edit its config once it "
@@ -330,13 +341,13 @@ def edit_config(run_ref: str, changes: dict[str, Any]) -> tuple[RunRef, dict[str
         edited = json.loads(json.dumps(before))
         for path, value in flat.items():
             _set_path(edited, path, value)
-        validated = _snapshot(PipelineConfig.model_validate(edited))
+        validated = PipelineConfig.model_validate(edited).snapshot()
         old, new = _flatten("", before), _flatten("", validated)
         diff = {path: (old.get(path), new.get(path)) for path in sorted(set(old) | set(new))
                 if old.get(path) != new.get(path)}
         if diff:
             run.edited_config = validated
-            run.config_edited_at = dt.datetime.now(dt.timezone.utc)
+            run.config_edited_at = utcnow()
             run.registered_model.template_run_id = run.id
         return RunRef.of(run), diff
 
@@ -390,7 +401,7 @@ def _cancel_flow_runs(flow_run_id: str) -> list[str]:
 def cancel_run(run_ref: str) -> tuple[RunRef, list[str]]:
     """Cancel an unfinished run, its Prefect flow run and anything that flow run started."""
     with sessions()() as session:
-        run = _live(session, run_ref)
+        run = live_run(session, run_ref)
         if RunStatus(run.status) in TERMINAL:
             raise OperationRefused(
                 f"run {run.name} #{run.run_number} has already ended ({run.status}); "
@@ -423,7 +434,7 @@ def _remove(uri: str) -> bool:
 
 def run_dir(config: dict[str, Any], run: TrainingRun) -> str:
     """`<pipeline_root>/<model>/runs/<run_number>`: files that belong to this run alone."""
-    from tasks.shared.settings import get_settings
+    from retrain.settings import get_settings
 
     root = (config.get("pipeline_root") or get_settings().resolved_pipeline_root()).rstrip("/")
     return f"{root}/{run.registered_model.name}/runs/{run.run_number}"
@@ -435,10 +446,10 @@ def delete_run(run_ref: str) -> DeleteReport:
     The run's row stays, marked deleted, so later operations on it say so; it leaves
     every listing. The champion's run is refused: it is serving.
     """
-    from tasks.shared import registry
+    from retrain.adapters import mlflow_registry as registry
 
     with sessions().begin() as session:
-        run = _live(session, run_ref)
+        run = live_run(session, run_ref)
         label = f"{run.name} #{run.run_number}"
         if RunStatus(run.status) not in TERMINAL:
             raise OperationRefused(f"run {label} is {run.status}; cancel it before deleting it")
@@ -471,7 +482,7 @@ def delete_run(run_ref: str) -> DeleteReport:
         ):
             registry.delete_version(model.name, run.registered_version)
             removed.append(f"MLflow {model.name} version {run.registered_version}")
-        run.deleted_at = dt.datetime.now(dt.timezone.utc)
+        run.deleted_at = utcnow()
         if model.template_run_id == run.id:
             model.template_run_id = None
         return DeleteReport(run=RunRef.of(run), removed=removed, kept_shared=kept)
@@ -485,10 +496,10 @@ def data_insights(run_ref: str):
     Cached stages point at the outputs of the run that produced them, so every run that got
     past SchemaGen has insights. Raises LookupError when StatisticsGen never finished.
     """
-    from tasks.statistics_gen.insights import read_insights
+    from retrain.adapters.tfdv_insights import read_insights
 
     with sessions()() as session:
-        run = _live(session, run_ref)
+        run = live_run(session, run_ref)
         outputs = {s.stage: (s.status, s.output_uri) for s in run.stages}
         label = f"{run.name} #{run.run_number}"
     status, statistics = outputs["StatisticsGen"]
@@ -511,7 +522,7 @@ def key_metric(run: TrainingRun) -> tuple[str, bool] | None:
     Recommenders: recall@100 (retrieval, multitask) or RMSE (ranking). User modules: the
     first evaluator metric.
     """
-    from tasks.shared.config import LOWER_IS_BETTER, MetricThreshold
+    from retrain.domain.config import LOWER_IS_BETTER, MetricThreshold
 
     model_type = run.registered_model.model_type
     if model_type in KEY_METRICS:
@@ -577,7 +588,7 @@ class ModelOverview(BaseModel):
 
 def sync_model(session, model: RegisteredModel) -> None:
     """Refresh latest/champion version and the deployed flags from the MLflow registry."""
-    from tasks.shared import registry
+    from retrain.adapters import mlflow_registry as registry
 
     state = registry.registry_state(model.name)
     for run in model.runs:
@@ -585,7 +596,7 @@ def sync_model(session, model: RegisteredModel) -> None:
         if version and run.registered_version is None:
             run.registered_version = version
     runs.mark_deployed(session, model, state.champion, latest=state.latest)
-    model.synced_at = dt.datetime.now(dt.timezone.utc)
+    model.synced_at = utcnow()
 
 
 def list_models(*, sync: bool = True, name: str | None = None) -> list[ModelOverview]:

@@ -2,7 +2,7 @@
 
 A registered model has at most one schedule (seed 003). It is created from a run or from the
 model (freezing that config), runs as its own Prefect deployment of the training flow
-(`deployments/schedule_deployments.py`) and is recorded in the state store with its
+(`retrain/adapters/prefect_deployments.py`) and is recorded in the state store with its
 statistics (`records/schedules.py`). Like `operations.py`, every operation validates its
 input and checks the schedule's state before changing anything:
 
@@ -24,8 +24,9 @@ from typing import Any, Iterator
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from deployments import schedule_deployments as prefect_side
-from deployments.schedules import (
+from retrain.adapters import prefect_deployments as prefect_side
+from retrain.domain.clock import aware, utcnow
+from retrain.domain.schedule.spec import (
     PreviewRun,
     ScheduleSpec,
     check_once_in_future,
@@ -33,15 +34,17 @@ from deployments.schedules import (
     preview,
     skipped_months,
 )
-from tasks.shared.config import PipelineConfig
-from tasks.shared.operations import OperationRefused, _live, _snapshot, effective_config
-from tasks.shared.records import runs
-from tasks.shared.records import schedules as store
-from tasks.shared.records.orm import TrainingRun, TrainingSchedule
-from tasks.shared.records.schedules import ScheduleExists, ScheduleStatus
-from tasks.shared.records.schemas import RunStatus
-from tasks.shared.settings import get_settings
-from tasks.shared.tracking import model_type_of, sessions
+from retrain.domain.config import PipelineConfig
+from retrain.services.runs import OperationRefused, effective_config, live_run
+from retrain.store import runs
+from retrain.store import schedules as store
+from retrain.store.orm import TrainingRun, TrainingSchedule
+from retrain.domain.status import ScheduleStatus
+from retrain.store.schedules import ScheduleExists
+from retrain.domain.status import RunStatus
+from retrain.settings import get_settings
+from retrain.services.lifecycle import new_run
+from retrain.store.sessions import sessions
 
 logger = logging.getLogger("retrain.scheduling")
 
@@ -89,7 +92,7 @@ class ScheduleView(BaseModel):
     @classmethod
     def of(cls, row: TrainingSchedule) -> ScheduleView:
         """From a store row."""
-        spec = spec_of(row)
+        spec = store.spec_of(row)
         return cls(
             id=row.id, name=row.name, model_name=row.registered_model.name, spec=spec,
             summary=describe(spec), skipped_months=skipped_months(spec),
@@ -99,8 +102,8 @@ class ScheduleView(BaseModel):
             pause_after_failures=row.pause_after_failures, total_runs=row.total_runs,
             successful_runs=row.successful_runs, failed_runs=row.failed_runs,
             skipped_runs=row.skipped_runs, consecutive_failures=row.consecutive_failures,
-            success_rate=row.success_rate, last_run_at=store._aware(row.last_run_at),
-            next_run_at=store._aware(row.next_run_at),
+            success_rate=row.success_rate, last_run_at=aware(row.last_run_at),
+            next_run_at=aware(row.next_run_at),
         )
 
 
@@ -117,60 +120,6 @@ class FailureReport(BaseModel):
     consecutive_failures: int = Field(default=0, description="Of its schedule, now.")
     schedule_paused: bool = Field(default=False, description="The circuit breaker tripped.")
     pause_reason: str | None = Field(default=None, description="Recorded on the schedule.")
-
-
-# --- translation between the store row and the spec -------------------------------------------
-
-def _row_fields(spec: ScheduleSpec) -> dict[str, Any]:
-    time = spec.time if spec.type != "hourly" else f"00:{spec.minute:02d}"
-    return {
-        "schedule_type": spec.type,
-        "scheduled_datetime": spec.at.astimezone(dt.timezone.utc) if spec.at else None,
-        "schedule_time": time,
-        "schedule_day_of_week": spec.day_of_week,
-        "schedule_day_of_month": spec.day_of_month,
-        "last_day_of_month": spec.last_day_of_month,
-        "schedule_timezone": spec.timezone,
-    }
-
-
-def spec_of(row: TrainingSchedule) -> ScheduleSpec:
-    """The ScheduleSpec a store row holds."""
-    hourly = row.schedule_type == "hourly"
-    return ScheduleSpec(
-        type=row.schedule_type, timezone=row.schedule_timezone,
-        at=store._aware(row.scheduled_datetime),
-        minute=int(row.schedule_time[3:]) if hourly and row.schedule_time else None,
-        time=None if hourly else row.schedule_time,
-        day_of_week=row.schedule_day_of_week, day_of_month=row.schedule_day_of_month,
-        last_day_of_month=row.last_day_of_month,
-    )
-
-
-def slug_for(model_name: str) -> str:
-    """The schedule's stable slug (its deployment name and Prefect schedule slug)."""
-    return f"schedule-{model_name}"
-
-
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
-
-
-def next_run(spec: ScheduleSpec, now: dt.datetime) -> dt.datetime | None:
-    """The next slot at or after `now`, as Prefect's scheduler computes it."""
-    upcoming = preview(spec, now, 1)
-    return upcoming[0].utc if upcoming else None
-
-
-def refresh(session, row: TrainingSchedule, now: dt.datetime | None = None) -> TrainingSchedule:
-    """Recount the statistics; a once schedule whose run has finished is completed."""
-    now = now or _now()
-    spec = spec_of(row)
-    store.refresh_statistics(session, row, next_run(spec, now))
-    if (spec.type == "once" and row.status == ScheduleStatus.ACTIVE.value
-            and (row.total_runs or row.skipped_runs) and row.next_run_at is None):
-        store.set_status(session, row, ScheduleStatus.COMPLETED, "its one run has finished")
-    return row
 
 
 # --- Prefect ------------------------------------------------------------------------------------
@@ -195,7 +144,7 @@ def preview_schedule(spec: ScheduleSpec, count: int = 5,
                      now: dt.datetime | None = None) -> list[PreviewRun]:
     """The next `count` runs in the schedule's zone and UTC, with DST notes; a once
     schedule in the past is refused (ValueError)."""
-    now = now or _now()
+    now = now or utcnow()
     check_once_in_future(spec, now)
     return preview(spec, now, count)
 
@@ -204,7 +153,7 @@ def _source(session, *, run_ref: str | None, model_name: str | None):
     if (run_ref is None) == (model_name is None):
         raise ValueError("create a schedule from a run or from a registered model (one of them)")
     if run_ref is not None:
-        run = _live(session, run_ref)
+        run = live_run(session, run_ref)
         return run.registered_model, effective_config(run), run.id
     model = runs.model_by_name(session, model_name)
     if model is None:
@@ -224,21 +173,21 @@ def create_schedule(
     """Schedule retraining of a model, freezing the config of `run_ref` or of the model's
     template run, as a Prefect deployment with one schedule; refused if the model has one."""
     policy = policy or SchedulePolicy()
-    now = now or _now()
+    now = now or utcnow()
     check_once_in_future(spec, now)
     base_name = base_deployment or get_settings().schedule_base_deployment
     with sessions().begin() as session, _prefect() as client:
         model, config, source_id = _source(session, run_ref=run_ref, model_name=model_name)
-        config = _snapshot(PipelineConfig.model_validate(config))
+        config = PipelineConfig.model_validate(config).snapshot()
         existing = store.schedule_of_model(session, model)
         if existing is not None:
             raise OperationRefused(str(ScheduleExists(existing)))
         base = prefect_side.read_base(client, base_name)
-        slug = slug_for(model.name)
+        slug = store.slug_for(model.name)
         try:
             row = store.create_schedule(
                 session, model, name=name or f"{model.name} retraining",
-                description=description, fields=_row_fields(spec), config=config, slug=slug,
+                description=description, fields=store.row_fields(spec), config=config, slug=slug,
                 source_run_id=source_id, max_lateness_seconds=policy.max_lateness_minutes * 60,
                 pause_after_failures=policy.pause_after_failures,
             )
@@ -250,7 +199,7 @@ def create_schedule(
         try:
             row.prefect_deployment_id = str(deployment_id)
             row.prefect_deployment_name = prefect_side.deployment_name(slug)
-            refresh(session, row, now)
+            store.refresh(session, row, now)
             session.flush()
             view = ScheduleView.of(row)
         except BaseException:  # the store row is rolled back: take Prefect's back too
@@ -286,7 +235,7 @@ def resume_schedule(ref: str) -> ScheduleView:
         _require(row, {ScheduleStatus.PAUSED}, "resumed")
         prefect_side.resume(client, row.prefect_deployment_id)
         store.set_status(session, row, ScheduleStatus.ACTIVE, "resumed by user")
-        refresh(session, row)
+        store.refresh(session, row)
         return ScheduleView.of(row)
 
 
@@ -335,12 +284,12 @@ def sync_schedules(base_deployment: str | None = None) -> list[ScheduleView]:
                 continue
             paused = row.status == ScheduleStatus.PAUSED.value
             deployment_id = prefect_side.apply(
-                client, base, slug=row.slug, spec=spec_of(row), config=row.config,
+                client, base, slug=row.slug, spec=store.spec_of(row), config=row.config,
                 paused=paused, description=row.description, tags=(row.registered_model.name,))
             if paused:  # pausing deletes runs a re-apply may have let the scheduler make
                 prefect_side.pause(client, deployment_id)
             row.prefect_deployment_id = str(deployment_id)
-            refresh(session, row)
+            store.refresh(session, row)
             synced.append(ScheduleView.of(row))
     return synced
 
@@ -349,14 +298,14 @@ def get_schedule(ref: str) -> ScheduleView:
     """One schedule, statistics recounted."""
     with sessions().begin() as session:
         row = store.get_schedule(session, ref)
-        refresh(session, row)
+        store.refresh(session, row)
         return ScheduleView.of(row)
 
 
 def list_schedules() -> list[ScheduleView]:
     """Every schedule, statistics recounted."""
     with sessions().begin() as session:
-        return [ScheduleView.of(refresh(session, row)) for row in store.list_schedules(session)]
+        return [ScheduleView.of(store.refresh(session, row)) for row in store.list_schedules(session)]
 
 
 def schedule_runs(ref: str) -> list[TrainingRun]:
@@ -371,24 +320,6 @@ def schedule_runs(ref: str) -> list[TrainingRun]:
 
 # --- run outcomes (flow hooks and the failure automation) ---------------------------------------
 
-def link_run(session, run: TrainingRun, deployment_id: str | None) -> TrainingSchedule | None:
-    """Attach a run to the schedule whose deployment started it, if any."""
-    if deployment_id is None:
-        return None
-    row = store.schedule_for_deployment(session, str(deployment_id))
-    if row is not None and run.schedule_id is None:
-        run.schedule_id = row.id
-    return row
-
-
-def refresh_for_run(session, run: TrainingRun) -> TrainingSchedule | None:
-    """Recount the statistics of the run's schedule (called when a run ends)."""
-    if run.schedule_id is None:
-        return None
-    row = session.get(TrainingSchedule, run.schedule_id)
-    return refresh(session, row) if row is not None else None
-
-
 _STATUS_OF_STATE = {"Crashed": RunStatus.CRASHED, "Cancelled": RunStatus.CANCELLED}
 
 
@@ -396,14 +327,11 @@ def _record_unopened(session, flow_run: Any) -> TrainingRun:
     """A flow run that died before opening its record still gets one, so nothing is lost."""
     raw = (flow_run.parameters or {}).get("config") or {}
     try:
-        config = PipelineConfig.model_validate(raw)
-        model_name, model_type, snapshot = config.model_name, model_type_of(config), _snapshot(config)
-    except Exception:  # an invalid config is itself the failure; keep what there is
-        model_name = str(raw.get("model_name") or "unknown")
-        model_type, snapshot = None, raw
-    run = runs.create_run(session, model_name, snapshot, model_type=model_type,
-                          flow_run_id=str(flow_run.id))
-    link_run(session, run, flow_run.deployment_id)
+        run = new_run(session, PipelineConfig.model_validate(raw), flow_run_id=str(flow_run.id))
+    except ValueError:  # an invalid config is itself the failure; keep what there is
+        run = runs.create_run(session, str(raw.get("model_name") or "unknown"), raw,
+                              flow_run_id=str(flow_run.id))
+    store.link_run(session, run, flow_run.deployment_id)
     return run
 
 
@@ -428,7 +356,7 @@ def record_failed_run(flow_run_id: str, state_name: str, message: str | None) ->
             error_stage=run.error_stage, error_message=run.error_message,
             schedule_id=run.schedule_id,
         )
-        row = refresh_for_run(session, run)
+        row = store.refresh_for_run(session, run)
         if row is None:
             return report
         report.consecutive_failures = row.consecutive_failures

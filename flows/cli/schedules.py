@@ -1,4 +1,4 @@
-"""`retrain schedules …` and `retrain automations …` (over tasks/shared/scheduling.py).
+"""`retrain schedules …` and `retrain automations …` (over retrain/services/schedules.py).
 
     retrain schedules preview --type T [when] [--timezone Z] [--count N]
     retrain schedules create (--model M | --run RUN) --type T [when] [--timezone Z]
@@ -26,7 +26,7 @@ EXIT_BAD_INPUT = 2
 
 
 def _spec(args):
-    from deployments.schedules import ScheduleSpec
+    from retrain.domain.schedule.spec import ScheduleSpec
 
     fields = {"type": args.type, "timezone": args.timezone, "at": args.at,
               "minute": args.minute, "time": args.time, "day_of_week": args.day_of_week,
@@ -62,9 +62,9 @@ def _print_schedule(view) -> None:
 
 
 def _preview(args) -> int:
-    from tasks.shared.scheduling import preview_schedule
+    from retrain.services.schedules import preview_schedule
 
-    from deployments.schedules import describe
+    from retrain.domain.schedule.spec import describe
 
     spec = _spec(args)
     upcoming = preview_schedule(spec, args.count)
@@ -74,7 +74,7 @@ def _preview(args) -> int:
 
 
 def _create(args) -> int:
-    from tasks.shared.scheduling import SchedulePolicy, create_schedule, preview_schedule
+    from retrain.services.schedules import SchedulePolicy, create_schedule, preview_schedule
 
     spec = _spec(args)
     policy = SchedulePolicy(max_lateness_minutes=args.max_lateness_minutes,
@@ -89,7 +89,7 @@ def _create(args) -> int:
 
 
 def _list(args) -> int:
-    from tasks.shared.scheduling import list_schedules
+    from retrain.services.schedules import list_schedules
 
     print(f"{'schedule':<36}  {'model':<24} {'status':<9} {'runs':>4} {'ok':>4} {'fail':>4}"
           f"  {'next run (UTC)':<16}  when")
@@ -102,7 +102,7 @@ def _list(args) -> int:
 
 
 def _show(args) -> int:
-    from tasks.shared.scheduling import get_schedule, preview_schedule, schedule_runs
+    from retrain.services.schedules import get_schedule, preview_schedule, schedule_runs
 
     view = get_schedule(args.schedule)
     _print_schedule(view)
@@ -127,14 +127,14 @@ def _change(action):
 
 
 def _trigger(args) -> int:
-    from tasks.shared.scheduling import trigger_schedule
+    from retrain.services.schedules import trigger_schedule
 
     print(f"started flow run {trigger_schedule(args.schedule)}")
     return 0
 
 
 def _delete(args) -> int:
-    from tasks.shared.scheduling import delete_schedule
+    from retrain.services.schedules import delete_schedule
 
     if not args.yes:
         print("deleting a schedule removes its Prefect deployment; its runs stay. "
@@ -146,7 +146,7 @@ def _delete(args) -> int:
 
 
 def _sync(args) -> int:
-    from tasks.shared.scheduling import sync_schedules
+    from retrain.services.schedules import sync_schedules
 
     for view in sync_schedules(args.base_deployment):
         print(f"synced {view.model_name}: {view.deployment} ({view.status.value}; "
@@ -156,7 +156,7 @@ def _sync(args) -> int:
 
 def _automations_sync(args) -> int:
     from deployments.automations import sync_automations
-    from tasks.shared.scheduling import _prefect
+    from retrain.services.schedules import _prefect
 
     with _prefect() as client:
         for automation in sync_automations(client, block=args.block,
@@ -203,7 +203,7 @@ def add_parsers(groups) -> None:
                         "(default RETRAIN_SCHEDULE_BASE_DEPLOYMENT or training-pipeline/manual)")
     create.set_defaults(fn=_create)
     cmds.add_parser("list", help="every schedule").set_defaults(fn=_list)
-    from tasks.shared import scheduling
+    from retrain.services import schedules as scheduling
 
     for name, action, text in (
         ("show", None, "one schedule: statistics, next runs, its runs"),

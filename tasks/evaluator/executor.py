@@ -22,8 +22,8 @@ from tfx.utils import path_utils
 
 from tasks.evaluator.blessing import decide_blessing
 from tasks.evaluator.metrics import RecallAccumulator, RegressionAccumulator
-from tasks.shared.config import EvaluatorConfig
-from tasks.shared.models import RECALL_KS, ModelConfig
+from retrain.domain.config import EvaluatorConfig
+from retrain.domain.recommender import RECALL_KS, ModelConfig
 
 logger = logging.getLogger("retrain.evaluator")
 METRICS_FILE = "metrics.json"

@@ -7,7 +7,7 @@ from functools import lru_cache
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
-from tasks.shared.settings import get_settings
+from retrain.settings import get_settings
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:

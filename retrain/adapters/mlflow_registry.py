@@ -11,9 +11,9 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from tasks.shared.config import PipelineConfig
-from tasks.shared.refs import ArtifactRef, EvaluationOutput, PushOutput
-from tasks.shared.settings import get_settings
+from retrain.domain.config import PipelineConfig
+from retrain.domain.refs import ArtifactRef, EvaluationOutput, PushOutput
+from retrain.settings import get_settings
 
 CHAMPION = "champion"
 MODEL_URI_TAG = "retrain.model_uri"

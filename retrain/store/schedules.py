@@ -8,25 +8,18 @@ automation may both refresh them, in any order and as often as they like.
 from __future__ import annotations
 
 import datetime as dt
-from enum import Enum
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from tasks.shared.records.orm import RegisteredModel, TrainingRun, TrainingSchedule
-from tasks.shared.records.runs import by_id_prefix, model_by_name
-from tasks.shared.records.schemas import RunStatus
+from retrain.domain.schedule.spec import ScheduleSpec, preview
 
-
-class ScheduleStatus(str, Enum):
-    """A schedule's state (seed 003): completed is a once schedule that has run."""
-
-    ACTIVE = "active"
-    PAUSED = "paused"
-    COMPLETED = "completed"
-    CANCELLED = "cancelled"
+from retrain.store.orm import RegisteredModel, TrainingRun, TrainingSchedule
+from retrain.store.runs import by_id_prefix, model_by_name
+from retrain.domain.status import RunStatus, ScheduleStatus
+from retrain.domain.clock import aware, utcnow
 
 
 SUCCESSFUL = frozenset({RunStatus.COMPLETED.value, RunStatus.NOT_BLESSED.value})
@@ -47,17 +40,6 @@ class ScheduleExists(ValueError):
         )
 
 
-def _now() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
-
-
-def _aware(moment: dt.datetime | None) -> dt.datetime | None:
-    """SQLite hands back naive datetimes; they were written in UTC."""
-    if moment is not None and moment.tzinfo is None:
-        return moment.replace(tzinfo=dt.timezone.utc)
-    return moment
-
-
 def create_schedule(
     session: Session, model: RegisteredModel, *, name: str, fields: dict[str, Any],
     config: dict[str, Any], slug: str, description: str | None = None,
@@ -75,7 +57,7 @@ def create_schedule(
     schedule = TrainingSchedule(
         registered_model_id=model.id, name=name, description=description, config=config,
         slug=slug, source_run_id=source_run_id, status=ScheduleStatus.ACTIVE.value,
-        status_changed_at=_now(), max_lateness_seconds=max_lateness_seconds,
+        status_changed_at=utcnow(), max_lateness_seconds=max_lateness_seconds,
         pause_after_failures=pause_after_failures, total_runs=0, successful_runs=0,
         failed_runs=0, skipped_runs=0, consecutive_failures=0, **fields,
     )
@@ -133,7 +115,7 @@ def set_status(
     """Record a status change and why. Consecutive failures count from the last change."""
     schedule.status = status.value
     schedule.status_reason = reason
-    schedule.status_changed_at = _now()
+    schedule.status_changed_at = utcnow()
     if status is not ScheduleStatus.ACTIVE:
         schedule.next_run_at = None
     session.flush()
@@ -163,13 +145,13 @@ def refresh_statistics(
     schedule.failed_runs = sum(run.status in FAILED for run in found)
     schedule.total_runs = sum(run.status in COUNTED for run in found)
     schedule.skipped_runs = sum(run.status == RunStatus.SKIPPED.value for run in found)
-    started = [_aware(run.started_at or run.created) for run in found
+    started = [aware(run.started_at or run.created) for run in found
                if run.status != RunStatus.SKIPPED.value]
     schedule.last_run_at = max(started) if started else None
-    since = _aware(schedule.status_changed_at) or _aware(schedule.created)
+    since = aware(schedule.status_changed_at) or aware(schedule.created)
     streak = 0
     for run in found:
-        began = _aware(run.started_at or run.created)
+        began = aware(run.started_at or run.created)
         if run.status not in COUNTED or (since and began < since):
             continue
         if run.status not in FAILED:
@@ -182,3 +164,71 @@ def refresh_statistics(
         schedule.next_run_at = None
     session.flush()
     return schedule
+
+
+# --- translation between the store row and the spec -------------------------------------------
+
+def row_fields(spec: ScheduleSpec) -> dict[str, Any]:
+    time = spec.time if spec.type != "hourly" else f"00:{spec.minute:02d}"
+    return {
+        "schedule_type": spec.type,
+        "scheduled_datetime": spec.at.astimezone(dt.timezone.utc) if spec.at else None,
+        "schedule_time": time,
+        "schedule_day_of_week": spec.day_of_week,
+        "schedule_day_of_month": spec.day_of_month,
+        "last_day_of_month": spec.last_day_of_month,
+        "schedule_timezone": spec.timezone,
+    }
+
+
+def spec_of(row: TrainingSchedule) -> ScheduleSpec:
+    """The ScheduleSpec a store row holds."""
+    hourly = row.schedule_type == "hourly"
+    return ScheduleSpec(
+        type=row.schedule_type, timezone=row.schedule_timezone,
+        at=aware(row.scheduled_datetime),
+        minute=int(row.schedule_time[3:]) if hourly and row.schedule_time else None,
+        time=None if hourly else row.schedule_time,
+        day_of_week=row.schedule_day_of_week, day_of_month=row.schedule_day_of_month,
+        last_day_of_month=row.last_day_of_month,
+    )
+
+
+def slug_for(model_name: str) -> str:
+    """The schedule's stable slug (its deployment name and Prefect schedule slug)."""
+    return f"schedule-{model_name}"
+
+
+def next_run(spec: ScheduleSpec, now: dt.datetime) -> dt.datetime | None:
+    """The next slot at or after `now`, as Prefect's scheduler computes it."""
+    upcoming = preview(spec, now, 1)
+    return upcoming[0].utc if upcoming else None
+
+
+def refresh(session, row: TrainingSchedule, now: dt.datetime | None = None) -> TrainingSchedule:
+    """Recount the statistics; a once schedule whose run has finished is completed."""
+    now = now or utcnow()
+    spec = spec_of(row)
+    refresh_statistics(session, row, next_run(spec, now))
+    if (spec.type == "once" and row.status == ScheduleStatus.ACTIVE.value
+            and (row.total_runs or row.skipped_runs) and row.next_run_at is None):
+        set_status(session, row, ScheduleStatus.COMPLETED, "its one run has finished")
+    return row
+
+
+def link_run(session, run: TrainingRun, deployment_id: str | None) -> TrainingSchedule | None:
+    """Attach a run to the schedule whose deployment started it, if any."""
+    if deployment_id is None:
+        return None
+    row = schedule_for_deployment(session, str(deployment_id))
+    if row is not None and run.schedule_id is None:
+        run.schedule_id = row.id
+    return row
+
+
+def refresh_for_run(session, run: TrainingRun) -> TrainingSchedule | None:
+    """Recount the statistics of the run's schedule (called when a run ends)."""
+    if run.schedule_id is None:
+        return None
+    row = session.get(TrainingSchedule, run.schedule_id)
+    return refresh(session, row) if row is not None else None

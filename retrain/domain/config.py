@@ -10,12 +10,20 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
-from tasks.shared.features import FeatureConfig
-from tasks.shared.models import GpuConfig, ModelConfig, RecommenderSpec, TrainingParams
-from tasks.shared.settings import get_settings
+from retrain.domain.features import FeatureConfig
+from retrain.domain.recommender import (
+    GpuConfig,
+    ModelConfig,
+    ModelType,
+    RecommenderSpec,
+    TrainingParams,
+)
+from retrain.settings import get_settings
 
+# Validation context key: the config comes from a run record, not from a user.
+_STORED = "stored"
 _NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
 
 
@@ -362,7 +370,9 @@ class PipelineConfig(_Config):
         return self
 
     @model_validator(mode="after")
-    def _check_local_files(self) -> PipelineConfig:
+    def _check_local_files(self, info: ValidationInfo) -> PipelineConfig:
+        if (info.context or {}).get(_STORED):
+            return self  # a stored run's files may be gone since; its record still reads
         files = {
             "transform.module_file": self.transform.module_file,
             "trainer.module_file": self.trainer.module_file,
@@ -381,6 +391,21 @@ class PipelineConfig(_Config):
         return RecommenderSpec(
             features=self.features, model=self.model, training=self.training, gpu=self.gpu
         )
+
+    @classmethod
+    def from_snapshot(cls, snapshot: dict[str, Any]) -> PipelineConfig:
+        """A config as a run record stored it (`snapshot()`), read back whole; the local
+        files it names are not required to exist any more."""
+        return cls.model_validate(snapshot, context={_STORED: True})
+
+    def snapshot(self) -> dict[str, Any]:
+        """The JSON form a run record stores (aliases, as the Prefect form submits it)."""
+        return self.model_dump(mode="json", by_alias=True)
+
+    @property
+    def model_type(self) -> ModelType:
+        """The registered model's type: the recommender's, or `user_module`."""
+        return ModelType(self.model.type) if self.model else ModelType.USER_MODULE
 
     @property
     def trainer_module_file(self) -> str | None:
@@ -403,6 +428,6 @@ def with_overrides(config: PipelineConfig, overrides: dict[str, Any] | None) -> 
     validated again as a whole; no overrides gives `config` itself."""
     if not overrides:
         return config
-    values = config.model_dump(mode="json", by_alias=True)
+    values = config.snapshot()
     deep_merge(values, overrides)
     return PipelineConfig.model_validate(values)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine
 
-from tasks.shared.records.orm import Base
+from retrain.store.orm import Base
 
 config = context.config
 target_metadata = Base.metadata

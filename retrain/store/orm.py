@@ -26,14 +26,12 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from retrain.domain.clock import utcnow
+
 
 def new_id() -> str:
     """A new primary key (UUID4 string)."""
     return str(uuid.uuid4())
-
-
-def _utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.timezone.utc)
 
 
 class Base(DeclarativeBase):
@@ -46,7 +44,7 @@ class Base(DeclarativeBase):
     # Set in Python, not as SQL now(): SQLite renders now() with literal parameters, which
     # SQLAlchemy cannot batch, so a flush updating several rows alike would fail.
     updated: Mapped[dt.datetime] = mapped_column(
-        DateTime(timezone=True), server_default=func.now(), onupdate=_utcnow, nullable=False
+        DateTime(timezone=True), server_default=func.now(), onupdate=utcnow, nullable=False
     )
 
 
