@@ -16,7 +16,8 @@
       pushed, and why.
 
 `sync_automations` is idempotent: an automation is matched by name and updated, never
-duplicated. Notifications go through a Prefect notification block named
+duplicated; `sync_on_server` runs it on the configured Prefect server (`retrain automations
+sync`). Notifications go through a Prefect notification block named
 `<block-type-slug>/<name>`: `custom-webhook/retrain-notifications` by default, which
 `sync_automations(webhook_url=...)` creates (JSON `{"subject", "text"}` POSTed to the URL);
 any other notification block (e.g. `slack-webhook/alerts`, made in the Prefect UI) works too.
@@ -28,6 +29,8 @@ from typing import TYPE_CHECKING, Any
 from uuid import UUID
 
 from pydantic import BaseModel, Field
+
+from retrain.adapters.prefect import prefect_client
 
 if TYPE_CHECKING:
     from prefect.client.orchestration import SyncPrefectClient
@@ -171,3 +174,11 @@ def sync_automations(
                                            id=client.create_automation(automation),
                                            created=True))
     return synced
+
+
+def sync_on_server(
+    *, block: str = DEFAULT_BLOCK, webhook_url: str | None = None,
+) -> list[SyncedAutomation]:
+    """`sync_automations` on the server PREFECT_API_URL names (LookupError if it is unset)."""
+    with prefect_client(require_server=True) as client:
+        return sync_automations(client, block=block, webhook_url=webhook_url)

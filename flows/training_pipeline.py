@@ -50,7 +50,7 @@ def training_pipeline(
 
     `run_id` names the state-store record this flow run fills (made beforehand by
     `retrain runs start/rerun`); empty, the run hooks create one. A run of a schedule's
-    deployment that starts too long after its slot is skipped (`retrain/domain/schedule/slots.py`).
+    deployment that starts too long after its slot is skipped (`retrain/domain/schedule/rules.py`).
     """
     config = with_overrides(config, overrides)
     slot = check_schedule_slot()

@@ -26,12 +26,18 @@ EXIT_BAD_INPUT = 2
 
 
 def _spec(args):
+    from pydantic import ValidationError
+
     from retrain.domain.schedule.spec import ScheduleSpec
+    from retrain.services.errors import InvalidSchedule
 
     fields = {"type": args.type, "timezone": args.timezone, "at": args.at,
               "minute": args.minute, "time": args.time, "day_of_week": args.day_of_week,
               "day_of_month": args.day_of_month, "last_day_of_month": args.last_day}
-    return ScheduleSpec(**{k: v for k, v in fields.items() if v not in (None, False)})
+    try:
+        return ScheduleSpec(**{k: v for k, v in fields.items() if v not in (None, False)})
+    except ValidationError as exc:
+        raise InvalidSchedule(exc) from exc
 
 
 def _fmt(moment: dt.datetime | None) -> str:
@@ -76,9 +82,16 @@ def _preview(args) -> int:
 def _create(args) -> int:
     from retrain.services.schedules import SchedulePolicy, create_schedule, preview_schedule
 
+    from pydantic import ValidationError
+
+    from retrain.services.errors import InvalidSchedule
+
     spec = _spec(args)
-    policy = SchedulePolicy(max_lateness_minutes=args.max_lateness_minutes,
-                            pause_after_failures=args.pause_after_failures)
+    try:
+        policy = SchedulePolicy(max_lateness_minutes=args.max_lateness_minutes,
+                                pause_after_failures=args.pause_after_failures)
+    except ValidationError as exc:
+        raise InvalidSchedule(exc) from exc
     view = create_schedule(spec, run_ref=args.run, model_name=args.model, name=args.name,
                            description=args.description, policy=policy,
                            base_deployment=args.base_deployment)
@@ -102,11 +115,12 @@ def _list(args) -> int:
 
 
 def _show(args) -> int:
+    from retrain.domain.status import ScheduleStatus
     from retrain.services.schedules import get_schedule, preview_schedule, schedule_runs
 
     view = get_schedule(args.schedule)
     _print_schedule(view)
-    if view.status.value == "active":
+    if view.status is ScheduleStatus.ACTIVE:
         print("next runs")
         _print_preview(preview_schedule(view.spec, 5))
     found = schedule_runs(args.schedule)
@@ -114,7 +128,7 @@ def _show(args) -> int:
         print("runs")
     for run in found[:20]:
         late = f"  {run.lateness_seconds:.0f}s late" if run.lateness_seconds else ""
-        print(f"  {run.name} #{run.run_number:<4} {run.status:<11} "
+        print(f"  {run.name} #{run.run_number:<4} {run.status.value:<11} "
               f"{run.error_stage or '':<16}{late}")
     return 0
 
@@ -155,20 +169,18 @@ def _sync(args) -> int:
 
 
 def _automations_sync(args) -> int:
-    from deployments.automations import sync_automations
-    from retrain.services.schedules import _prefect
+    from deployments.automations import sync_on_server
 
-    with _prefect() as client:
-        for automation in sync_automations(client, block=args.block,
-                                           webhook_url=args.webhook_url):
-            print(f"{'created' if automation.created else 'updated'} {automation.name!r} "
-                  f"({automation.id})")
+    for automation in sync_on_server(block=args.block, webhook_url=args.webhook_url):
+        print(f"{'created' if automation.created else 'updated'} {automation.name!r} "
+              f"({automation.id})")
     return 0
 
 
 def _when(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--type", required=True,
-                        choices=["once", "hourly", "daily", "weekly", "monthly"])
+    from retrain.domain.schedule.spec import ScheduleType
+
+    parser.add_argument("--type", required=True, choices=[kind.value for kind in ScheduleType])
     parser.add_argument("--timezone", default="UTC", help="IANA zone, e.g. Europe/Warsaw")
     parser.add_argument("--at", help='once: "YYYY-MM-DD HH:MM" wall time in --timezone')
     parser.add_argument("--minute", type=int, help="hourly: 0, 15, 30 or 45")

@@ -11,7 +11,7 @@ Prefect upserts deployments by (flow, name) and replaces their schedules, deleti
 auto-scheduled runs first (`prefect.server.models.deployments.create_deployment`), so
 applying a schedule again never duplicates it or its runs. Pausing a deployment deletes its
 auto-scheduled runs still in Scheduled; resuming lets the scheduler create them again.
-Callers pass a synchronous client (`get_client(sync_client=True)`).
+Callers pass a synchronous client (`retrain.adapters.prefect.prefect_client`).
 """
 
 from __future__ import annotations
@@ -23,8 +23,9 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from retrain.domain.schedule.spec import ScheduleSpec, describe, to_prefect_schedule
 from retrain.domain.clock import utcnow
+from retrain.domain.schedule.spec import ScheduleSpec, describe
+from retrain.domain.schedule.translate import to_prefect_schedule
 
 if TYPE_CHECKING:
     from prefect.client.orchestration import SyncPrefectClient
@@ -157,6 +158,11 @@ def run_now(client: SyncPrefectClient, deployment_id: UUID | str) -> UUID:
         tags=["trigger-now"],
     )
     return flow_run.id
+
+
+def is_auto_scheduled(client: SyncPrefectClient, flow_run_id: UUID | str) -> bool:
+    """Whether the Prefect scheduler (not a person or trigger-now) made this flow run."""
+    return bool(client.read_flow_run(flow_run_id).auto_scheduled)
 
 
 def _scheduled_runs(client: SyncPrefectClient, deployment_id: UUID | str) -> list[Any]:

@@ -1,8 +1,7 @@
 """Cost and duration estimates for a training run, and its cost once it has run.
 
-Pure arithmetic over a price table: no Prefect, no TensorFlow, no network. The GPU arguments
-are named like `GpuConfig`'s fields (enabled, count, type, preemptible, machine_type) and are
-keyword-only, so a caller can pass `**gpu.model_dump()`.
+Pure arithmetic over a price table: no Prefect, no TensorFlow, no network. What is billed
+is a run's `GpuConfig` (enabled, count, type, preemptible, machine_type).
 
 Billing model: the machine (and its GPUs, if any) is billed for the whole estimated window,
 the non-training overhead included; a preemptible run saves `preemptible_discount` on both.
@@ -16,6 +15,8 @@ from typing import Any, NamedTuple
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from retrain.domain.recommender import GpuConfig
 
 # Short names a user types, to the Vertex accelerator name lower-cased with hyphens.
 GPU_ALIASES: dict[str, str] = {
@@ -245,75 +246,55 @@ class _Rate(NamedTuple):
     hourly: float
 
 
-def _rate(
-    *,
-    enabled: bool,
-    count: int,
-    type: str | None,
-    preemptible: bool,
-    machine_type: str | None,
-    prices: PriceTable,
-) -> _Rate:
+def _rate(gpu: GpuConfig, prices: PriceTable) -> _Rate:
     gpu_name: str | None = None
     gpu_each = 0.0
     gpus = 0
-    if enabled:
-        if count < 1:
-            raise ValueError(f"GPU count must be >= 1, got {count}")
-        if type is None:
+    machine_type = gpu.machine_type
+    if gpu.enabled:
+        if gpu.count < 1:
+            raise ValueError(f"GPU count must be >= 1, got {gpu.count}")
+        if gpu.type is None:
             known = ", ".join(sorted(prices.gpu_hourly))
             raise ValueError(f"GPU type is required to estimate cost; known: {known}")
-        gpu_name, gpu_each = prices.gpu_price(type)
-        gpus = count
+        gpu_name, gpu_each = prices.gpu_price(gpu.type)
+        gpus = gpu.count
         if machine_type is None:
-            machine_type = GPU_MACHINE_DEFAULTS.get((gpu_name, count))
+            machine_type = GPU_MACHINE_DEFAULTS.get((gpu_name, gpu.count))
             if machine_type is None:
                 raise ValueError(
-                    f"no default machine type for {count} × {gpu_name}; set machine_type"
+                    f"no default machine type for {gpu.count} × {gpu_name}; set machine_type"
                 )
     elif machine_type is None:
         machine_type = prices.cpu_machine_default
     machine_name, machine_each = prices.machine_price(machine_type)
     on_demand = gpus * gpu_each + machine_each
-    factor = 1.0 - prices.preemptible_discount if preemptible else 1.0
+    factor = 1.0 - prices.preemptible_discount if gpu.preemptible else 1.0
     return _Rate(
         gpu_type=gpu_name,
         gpu_count=gpus,
         gpu_hourly=gpu_each,
         machine_type=machine_name,
         machine_hourly=machine_each,
-        preemptible=preemptible,
+        preemptible=gpu.preemptible,
         hourly=on_demand * factor,
     )
 
 
 def estimate_cost(
-    *,
-    enabled: bool,
-    count: int = 1,
-    type: str | None = None,  # noqa: A002 - named like GpuConfig.type so **gpu.model_dump() fits
-    preemptible: bool = False,
-    machine_type: str | None = None,
-    hours: tuple[float, float],
-    prices: PriceTable = DEFAULT_PRICES,
+    gpu: GpuConfig, *, hours: tuple[float, float], prices: PriceTable = DEFAULT_PRICES
 ) -> CostEstimate:
     """(count × GPU price + machine price) × hours, less the preemptible discount on both.
 
-    Without GPUs only the machine is billed: `machine_type`, else `prices.cpu_machine_default`.
-    With GPUs and no `machine_type`, the machine Vertex pairs with that GPU count is used.
-    Unknown GPU or machine types raise ValueError naming the value and the known ones.
+    Without GPUs only the machine is billed: `gpu.machine_type`, else
+    `prices.cpu_machine_default`. With GPUs and no machine type, the machine Vertex pairs with
+    that GPU count is used. Unknown GPU or machine types raise ValueError naming the value and
+    the known ones.
     """
     low, high = hours
     if low < 0 or high < low:
         raise ValueError(f"hours must be 0 <= low <= high, got {hours}")
-    rate = _rate(
-        enabled=enabled,
-        count=count,
-        type=type,
-        preemptible=preemptible,
-        machine_type=machine_type,
-        prices=prices,
-    )
+    rate = _rate(gpu, prices)
     parts = [f"{rate.machine_type} ${rate.machine_hourly:.3f}"]
     if rate.gpu_type is not None:
         parts.insert(0, f"{rate.gpu_count} × {rate.gpu_type} ${rate.gpu_hourly:.3f}")
@@ -338,25 +319,8 @@ def estimate_cost(
     )
 
 
-def actual_cost(
-    *,
-    enabled: bool,
-    count: int = 1,
-    type: str | None = None,  # noqa: A002 - named like GpuConfig.type
-    preemptible: bool = False,
-    machine_type: str | None = None,
-    seconds: float,
-    prices: PriceTable = DEFAULT_PRICES,
-) -> float:
+def actual_cost(gpu: GpuConfig, *, seconds: float, prices: PriceTable = DEFAULT_PRICES) -> float:
     """USD a finished run cost: the estimate's hourly rate × its measured wall-clock seconds."""
     if seconds < 0:
         raise ValueError(f"seconds must be >= 0, got {seconds}")
-    rate = _rate(
-        enabled=enabled,
-        count=count,
-        type=type,
-        preemptible=preemptible,
-        machine_type=machine_type,
-        prices=prices,
-    )
-    return rate.hourly * seconds / 3600.0
+    return _rate(gpu, prices).hourly * seconds / 3600.0

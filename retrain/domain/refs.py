@@ -12,6 +12,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from retrain.domain.stages import Stage
+from retrain.domain.status import AttemptOutcome
+
 
 class ArtifactRef(BaseModel):
     """A TFX artifact by reference: enough to rebuild the `types.Artifact` in another process."""
@@ -63,7 +66,7 @@ class StageOutput(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    stage: str = Field(description="TFX stage name, e.g. ExampleGen.")
+    stage: Stage = Field(description="TFX stage name, e.g. ExampleGen.")
     fingerprint: str = Field(description="Hash of every input of the stage; its cache key.")
     artifacts: dict[str, ArtifactRef] = Field(description="Output artifacts by TFX output key.")
 
@@ -87,9 +90,9 @@ class TrainerAttempt(BaseModel):
     gpu_type: str | None = Field(default=None, description="Accelerator type asked for.")
     gpu_count: int = Field(default=0, ge=0, description="GPUs asked for (0: CPU pod).")
     flow_run_id: str | None = Field(default=None, description="The gpu-trainer flow run.")
-    outcome: Literal[
-        "running", "succeeded", "unschedulable", "interrupted", "failed", "cancelled",
-    ] = Field(default="running", description="How the attempt ended (running: not yet).")
+    outcome: AttemptOutcome = Field(
+        default=AttemptOutcome.RUNNING, description="How the attempt ended (running: not yet)."
+    )
     reason: str | None = Field(default=None, description="Why it ended that way.")
     resumed_from_epoch: int = Field(
         default=0, ge=0, description="Epochs restored from a checkpoint when it started."

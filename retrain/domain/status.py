@@ -63,3 +63,17 @@ class ScheduleStatus(str, Enum):
     PAUSED = "paused"
     COMPLETED = "completed"
     CANCELLED = "cancelled"
+
+
+class AttemptOutcome(str, Enum):
+    """How one submission of a run's Trainer ended (running: not yet)."""
+
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    UNSCHEDULABLE = "unschedulable"
+    INTERRUPTED = "interrupted"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    def __str__(self) -> str:
+        return self.value

@@ -3,8 +3,9 @@
 A registered model has at most one schedule (seed 003). It is created from a run or from the
 model (freezing that config), runs as its own Prefect deployment of the training flow
 (`retrain/adapters/prefect_deployments.py`) and is recorded in the state store with its
-statistics (`records/schedules.py`). Like `operations.py`, every operation validates its
-input and checks the schedule's state before changing anything:
+statistics (`retrain/store/schedules.py`); the rules it applies (late slots, statistics,
+the circuit breaker) are `retrain/domain/schedule/rules.py`. Like `services/runs.py`, every
+operation validates its input and checks the schedule's state before changing anything:
 
 - bad input (a bad schedule, a once time in the past, an unknown model, run or schedule, no
   Prefect server, no base deployment) raises `ValueError` / `pydantic.ValidationError` /
@@ -18,52 +19,40 @@ Nothing is created in Prefect or the store when either is raised.
 from __future__ import annotations
 
 import datetime as dt
-import logging
-from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from retrain.adapters import prefect_deployments as prefect_side
+from retrain.adapters.prefect import prefect_client
 from retrain.domain.clock import aware, utcnow
+from retrain.domain.config import PipelineConfig
+from retrain.domain.schedule.preview import PreviewRun, preview
+from retrain.domain.schedule.rules import (  # SchedulePolicy, SlotCheck: this API's types
+    SchedulePolicy,
+    SlotCheck,
+    breaker_trips,
+    check_slot,
+    pause_reason,
+)
 from retrain.domain.schedule.spec import (
-    PreviewRun,
     ScheduleSpec,
     check_once_in_future,
     describe,
-    preview,
     skipped_months,
 )
-from retrain.domain.config import PipelineConfig
-from retrain.services.runs import OperationRefused, effective_config, live_run
+from retrain.domain.status import RunStatus, ScheduleStatus
+from retrain.services.lifecycle import new_run
+from retrain.services.errors import OperationRefused
+from retrain.services.runs import effective_config, live_run
+from retrain.services.views import ScheduledRun
+from retrain.settings import get_settings
 from retrain.store import runs
 from retrain.store import schedules as store
 from retrain.store.orm import TrainingRun, TrainingSchedule
-from retrain.domain.status import ScheduleStatus
 from retrain.store.schedules import ScheduleExists
-from retrain.domain.status import RunStatus
-from retrain.settings import get_settings
-from retrain.services.lifecycle import new_run
 from retrain.store.sessions import sessions
 
-logger = logging.getLogger("retrain.scheduling")
-
-
-class SchedulePolicy(BaseModel):
-    """What a schedule does about late slots and repeated failures."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    max_lateness_minutes: int = Field(
-        default=60, ge=1,
-        description="A slot whose run starts more than this many minutes late (server or "
-        "worker down) is skipped and recorded as skipped, not caught up.",
-    )
-    pause_after_failures: int = Field(
-        default=3, ge=0,
-        description="Circuit breaker: this many failed runs in a row pause the schedule "
-        "(0: never). Resuming starts the count afresh.",
-    )
 
 
 class ScheduleView(BaseModel):
@@ -122,22 +111,6 @@ class FailureReport(BaseModel):
     pause_reason: str | None = Field(default=None, description="Recorded on the schedule.")
 
 
-# --- Prefect ------------------------------------------------------------------------------------
-
-@contextmanager
-def _prefect() -> Iterator[Any]:
-    """A client on the configured Prefect server; schedules need a real, running one."""
-    from prefect.client.orchestration import get_client
-    from prefect.settings import PREFECT_API_URL
-
-    if not PREFECT_API_URL.value():
-        raise LookupError(
-            "schedules need a running Prefect server (its scheduler starts the runs): set "
-            "PREFECT_API_URL, e.g. http://127.0.0.1:4200/api after `prefect server start`")
-    with get_client(sync_client=True) as client:
-        yield client
-
-
 # --- create and preview -------------------------------------------------------------------------
 
 def preview_schedule(spec: ScheduleSpec, count: int = 5,
@@ -176,7 +149,7 @@ def create_schedule(
     now = now or utcnow()
     check_once_in_future(spec, now)
     base_name = base_deployment or get_settings().schedule_base_deployment
-    with sessions().begin() as session, _prefect() as client:
+    with sessions().begin() as session, prefect_client(require_server=True) as client:
         model, config, source_id = _source(session, run_ref=run_ref, model_name=model_name)
         config = PipelineConfig.model_validate(config).snapshot()
         existing = store.schedule_of_model(session, model)
@@ -214,13 +187,14 @@ def _require(row: TrainingSchedule, allowed: set[ScheduleStatus], action: str) -
     if ScheduleStatus(row.status) not in allowed:
         states = " or ".join(sorted(s.value for s in allowed))
         raise OperationRefused(
-            f"schedule {row.id} of {row.registered_model.name!r} is {row.status}; only a "
+            f"schedule {row.id} of {row.registered_model.name!r} is "
+            f"{ScheduleStatus(row.status).value}; only a "
             f"schedule that is {states} can be {action}")
 
 
 def pause_schedule(ref: str, reason: str = "paused by user") -> ScheduleView:
     """Pause: Prefect deletes its scheduled runs and makes no more until resumed."""
-    with sessions().begin() as session, _prefect() as client:
+    with sessions().begin() as session, prefect_client(require_server=True) as client:
         row = store.get_schedule(session, ref)
         _require(row, {ScheduleStatus.ACTIVE}, "paused")
         prefect_side.pause(client, row.prefect_deployment_id)
@@ -230,7 +204,7 @@ def pause_schedule(ref: str, reason: str = "paused by user") -> ScheduleView:
 
 def resume_schedule(ref: str) -> ScheduleView:
     """Resume a paused schedule; its consecutive-failure count starts afresh."""
-    with sessions().begin() as session, _prefect() as client:
+    with sessions().begin() as session, prefect_client(require_server=True) as client:
         row = store.get_schedule(session, ref)
         _require(row, {ScheduleStatus.PAUSED}, "resumed")
         prefect_side.resume(client, row.prefect_deployment_id)
@@ -241,7 +215,7 @@ def resume_schedule(ref: str) -> ScheduleView:
 
 def cancel_schedule(ref: str) -> ScheduleView:
     """Stop the schedule for good: its deployment is deleted, its record and runs are kept."""
-    with sessions().begin() as session, _prefect() as client:
+    with sessions().begin() as session, prefect_client(require_server=True) as client:
         row = store.get_schedule(session, ref)
         _require(row, {ScheduleStatus.ACTIVE, ScheduleStatus.PAUSED}, "cancelled")
         prefect_side.delete(client, row.prefect_deployment_id)
@@ -251,7 +225,7 @@ def cancel_schedule(ref: str) -> ScheduleView:
 
 def delete_schedule(ref: str) -> ScheduleView:
     """Delete the schedule and its deployment; its runs stay (no longer linked)."""
-    with sessions().begin() as session, _prefect() as client:
+    with sessions().begin() as session, prefect_client(require_server=True) as client:
         row = store.get_schedule(session, ref)
         view = ScheduleView.of(row)
         if row.prefect_deployment_id:
@@ -268,7 +242,7 @@ def trigger_schedule(ref: str) -> str:
         row = store.get_schedule(session, ref)
         _require(row, {ScheduleStatus.ACTIVE, ScheduleStatus.PAUSED}, "triggered")
         deployment_id = row.prefect_deployment_id
-    with _prefect() as client:
+    with prefect_client(require_server=True) as client:
         return str(prefect_side.run_now(client, deployment_id))
 
 
@@ -277,12 +251,13 @@ def sync_schedules(base_deployment: str | None = None) -> list[ScheduleView]:
     one schedule each, by slug); repairs deleted or edited deployments."""
     base_name = base_deployment or get_settings().schedule_base_deployment
     synced = []
-    with sessions().begin() as session, _prefect() as client:
+    with sessions().begin() as session, prefect_client(require_server=True) as client:
         base = prefect_side.read_base(client, base_name)
         for row in store.list_schedules(session):
-            if row.status not in (ScheduleStatus.ACTIVE.value, ScheduleStatus.PAUSED.value):
+            status = ScheduleStatus(row.status)
+            if status not in (ScheduleStatus.ACTIVE, ScheduleStatus.PAUSED):
                 continue
-            paused = row.status == ScheduleStatus.PAUSED.value
+            paused = status is ScheduleStatus.PAUSED
             deployment_id = prefect_side.apply(
                 client, base, slug=row.slug, spec=store.spec_of(row), config=row.config,
                 paused=paused, description=row.description, tags=(row.registered_model.name,))
@@ -308,14 +283,11 @@ def list_schedules() -> list[ScheduleView]:
         return [ScheduleView.of(store.refresh(session, row)) for row in store.list_schedules(session)]
 
 
-def schedule_runs(ref: str) -> list[TrainingRun]:
-    """The schedule's runs, newest first (detached rows for display)."""
+def schedule_runs(ref: str) -> list[ScheduledRun]:
+    """The schedule's runs, newest first."""
     with sessions()() as session:
-        found = store.schedule_runs(session, store.get_schedule(session, ref))
-        for run in found:
-            _ = run.registered_model, run.stages
-        session.expunge_all()
-        return found
+        return [ScheduledRun.of_run(run)
+                for run in store.schedule_runs(session, store.get_schedule(session, ref))]
 
 
 # --- run outcomes (flow hooks and the failure automation) ---------------------------------------
@@ -346,7 +318,7 @@ def record_failed_run(flow_run_id: str, state_name: str, message: str | None) ->
     with sessions().begin() as session:
         run = runs.run_for_flow_run(session, flow_run_id)
         if run is None:
-            with _prefect() as client:
+            with prefect_client(require_server=True) as client:
                 run = _record_unopened(session, client.read_flow_run(flow_run_id))
         if not RunStatus(run.status).terminal:
             runs.end_run(session, run.id, status, text)
@@ -360,15 +332,45 @@ def record_failed_run(flow_run_id: str, state_name: str, message: str | None) ->
         if row is None:
             return report
         report.consecutive_failures = row.consecutive_failures
-        limit = row.pause_after_failures
-        if row.status == ScheduleStatus.ACTIVE.value and limit and row.consecutive_failures >= limit:
-            numbers = [f"#{r.run_number}" for r in store.schedule_runs(session, row)
-                       if r.status in store.FAILED][:row.consecutive_failures]
-            reason = (f"paused after {row.consecutive_failures} failed runs in a row "
-                      f"({', '.join(reversed(numbers))}); last error at "
-                      f"{run.error_stage or 'an unknown stage'}: {run.error_message}")[:2000]
-            with _prefect() as client:
+        if breaker_trips(ScheduleStatus(row.status), row.consecutive_failures,
+                         row.pause_after_failures):
+            reason = pause_reason(
+                [(r.run_number, RunStatus(r.status)) for r in store.schedule_runs(session, row)],
+                row.consecutive_failures, run.error_stage, run.error_message)
+            with prefect_client(require_server=True) as client:
                 prefect_side.pause(client, row.prefect_deployment_id)
             store.set_status(session, row, ScheduleStatus.PAUSED, reason)
             report.schedule_paused, report.pause_reason = True, reason
         return report
+
+
+# --- the late-slot check (first step of a scheduled training run) -------------------------------
+
+def check_slot_of_flow_run(
+    flow_run_id: str, deployment_id: str | None, scheduled_start: dt.datetime | None,
+    now: dt.datetime | None = None,
+) -> SlotCheck:
+    """Run or skip a flow run by its schedule's late-run policy, and record its lateness.
+
+    Runs not started by a schedule's deployment always go ahead. Whether the Prefect
+    scheduler made the run (`auto_scheduled`) is read from Prefect only for a schedule's
+    deployment: such runs of a schedule that is no longer active are skipped.
+    """
+    if not deployment_id:
+        return SlotCheck(skip=False)
+    slot = (dt.datetime.fromtimestamp(scheduled_start.timestamp(), tz=dt.timezone.utc)
+            if scheduled_start else None)
+    with sessions().begin() as session:
+        schedule = store.schedule_for_deployment(session, str(deployment_id))
+        if schedule is None:
+            return SlotCheck(skip=False)
+        now = now or utcnow()
+        with prefect_client() as client:
+            auto_scheduled = prefect_side.is_auto_scheduled(client, flow_run_id)
+        verdict = check_slot(slot, now, schedule.max_lateness_seconds,
+                             schedule_status=ScheduleStatus(schedule.status),
+                             auto_scheduled=auto_scheduled)
+        run = runs.run_for_flow_run(session, str(flow_run_id))
+        if run is not None:
+            run.lateness_seconds = verdict.lateness_seconds
+    return verdict

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
+from enum import Enum
 from typing import Any
 
 from sqlalchemy import (
     JSON,
     Boolean,
     DateTime,
+    Enum as EnumType,
     Float,
     ForeignKey,
     Integer,
@@ -27,11 +29,27 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from retrain.domain.clock import utcnow
+from retrain.domain.stages import Stage
+from retrain.domain.status import AttemptOutcome, RunStatus, ScheduleStatus, StageStatus
 
 
 def new_id() -> str:
     """A new primary key (UUID4 string)."""
     return str(uuid.uuid4())
+
+
+def _enum_column(enum: type[Enum], length: int, constraint: str) -> EnumType:
+    """A VARCHAR(`length`) type over `enum` that stores its members' values (as the columns
+    held before they were typed), kept to them by a CHECK constraint named `constraint`.
+
+    Reads return members; writes take members or their values, and any other string is
+    refused before it reaches the database.
+    """
+    return EnumType(
+        enum, native_enum=False, create_constraint=True, length=length, name=constraint,
+        values_callable=lambda members: [member.value for member in members],
+        validate_strings=True,
+    )
 
 
 class Base(DeclarativeBase):
@@ -87,8 +105,12 @@ class TrainingRun(Base):
     source_run_id: Mapped[str | None] = mapped_column(
         ForeignKey("training_run.id", ondelete="SET NULL")
     )
-    status: Mapped[str] = mapped_column(String(16), nullable=False, index=True)
-    current_stage: Mapped[str | None] = mapped_column(String(32))
+    status: Mapped[RunStatus] = mapped_column(
+        _enum_column(RunStatus, 16, "ck_training_run_status"), nullable=False, index=True
+    )
+    current_stage: Mapped[Stage | None] = mapped_column(
+        _enum_column(Stage, 32, "ck_training_run_current_stage")
+    )
     current_epoch: Mapped[int | None] = mapped_column(Integer)
     total_epochs: Mapped[int | None] = mapped_column(Integer)
     metrics: Mapped[dict[str, Any] | None] = mapped_column(JSON)
@@ -100,7 +122,9 @@ class TrainingRun(Base):
     estimated_seconds: Mapped[float | None] = mapped_column(Float)
     cost: Mapped[float | None] = mapped_column(Float)
     duration_seconds: Mapped[float | None] = mapped_column(Float)
-    error_stage: Mapped[str | None] = mapped_column(String(32))
+    error_stage: Mapped[Stage | None] = mapped_column(
+        _enum_column(Stage, 32, "ck_training_run_error_stage")
+    )
     error_message: Mapped[str | None] = mapped_column(Text)
     flow_run_id: Mapped[str | None] = mapped_column(String(36), unique=True)
     mlflow_run_id: Mapped[str | None] = mapped_column(String(64))
@@ -145,9 +169,13 @@ class TrainingStage(Base):
     run_id: Mapped[str] = mapped_column(
         ForeignKey("training_run.id", ondelete="CASCADE"), nullable=False, index=True
     )
-    stage: Mapped[str] = mapped_column(String(32), nullable=False)
+    stage: Mapped[Stage] = mapped_column(
+        _enum_column(Stage, 32, "ck_training_stage_stage"), nullable=False
+    )
     position: Mapped[int] = mapped_column(Integer, nullable=False)
-    status: Mapped[str] = mapped_column(String(16), nullable=False)
+    status: Mapped[StageStatus] = mapped_column(
+        _enum_column(StageStatus, 16, "ck_training_stage_status"), nullable=False
+    )
     started_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     seconds: Mapped[float | None] = mapped_column(Float)
@@ -188,7 +216,9 @@ class TrainerAttemptRecord(Base):
     gpu_type: Mapped[str | None] = mapped_column(String(64))
     gpu_count: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     flow_run_id: Mapped[str | None] = mapped_column(String(36))
-    outcome: Mapped[str] = mapped_column(String(16), nullable=False)
+    outcome: Mapped[AttemptOutcome] = mapped_column(
+        _enum_column(AttemptOutcome, 16, "ck_trainer_attempt_outcome"), nullable=False
+    )
     reason: Mapped[str | None] = mapped_column(Text)
     resumed_from_epoch: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     started_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
@@ -223,7 +253,10 @@ class TrainingSchedule(Base):
     config: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False)
     # The run whose config was frozen, when created from a run.
     source_run_id: Mapped[str | None] = mapped_column(String(36))
-    status: Mapped[str] = mapped_column(String(16), nullable=False, default="active")
+    status: Mapped[ScheduleStatus] = mapped_column(
+        _enum_column(ScheduleStatus, 16, "ck_training_schedule_status"), nullable=False,
+        default=ScheduleStatus.ACTIVE,
+    )
     # Why the status last changed (e.g. the circuit breaker's reason), and when.
     status_reason: Mapped[str | None] = mapped_column(Text)
     status_changed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))

@@ -21,7 +21,7 @@ from retrain.store.orm import (
     TrainingRun,
     TrainingStage,
 )
-from retrain.domain.stages import STAGES
+from retrain.domain.stages import STAGES, Stage
 from retrain.domain.status import TRANSITIONS, RunStatus, StageStatus, TransitionError
 from retrain.domain.refs import TrainerAttempt
 from retrain.domain.clock import aware, utcnow
@@ -88,13 +88,13 @@ def create_run(
         description=description,
         run_number=number,
         config=config,
-        status=status.value,
+        status=status,
         flow_run_id=flow_run_id,
         estimated_cost=estimated_cost,
         estimated_seconds=estimated_seconds,
         source_run_id=source_run_id,
-        stages=[TrainingStage(stage=stage, position=index, status=StageStatus.PENDING.value)
-                for index, stage in enumerate(STAGES)],
+        stages=[TrainingStage(stage=stage, position=stage.position, status=StageStatus.PENDING)
+                for stage in STAGES],
     )
     session.add(run)
     session.flush()
@@ -139,14 +139,14 @@ def run_for_flow_run(session: Session, flow_run_id: str) -> TrainingRun | None:
 def set_status(session: Session, run_id: str, status: RunStatus, **fields: Any) -> TrainingRun:
     """Move a run to `status` (same status again is a no-op); refuse what the lifecycle forbids."""
     run = get_run(session, run_id)
-    current = RunStatus(run.status)
+    current = run.status
     if status != current:
         if status not in TRANSITIONS[current]:
             raise TransitionError(
                 f"run {run.name} (#{run.run_number}) is {current.value}; it cannot become "
                 f"{status.value}"
             )
-        run.status = status.value
+        run.status = status
         if status == RunStatus.RUNNING and run.started_at is None:
             run.started_at = utcnow()
         if status.terminal:
@@ -162,16 +162,24 @@ def set_status(session: Session, run_id: str, status: RunStatus, **fields: Any) 
 def record_stage(
     session: Session,
     run_id: str,
-    stage: str,
+    stage: Stage | str,
     status: StageStatus,
     *,
     seconds: float | None = None,
     message: str | None = None,
     output_uri: str | None = None,
 ) -> TrainingStage:
-    """Set one stage's status (and the run's current stage); repeating it changes nothing."""
-    if stage not in STAGES:
-        raise ValueError(f"unknown stage {stage!r}; stages are {list(STAGES)}")
+    """Set one stage's status (and the run's current stage); repeating it changes nothing.
+
+    `stage` may be given by its name ("Trainer"); an unknown name is a ValueError naming
+    the stages.
+    """
+    try:
+        stage = Stage(stage)
+    except ValueError:
+        raise ValueError(
+            f"unknown stage {stage!r}; stages are {[s.value for s in STAGES]}"
+        ) from None
     run = get_run(session, run_id)
     row = next(s for s in run.stages if s.stage == stage)
     now = utcnow()
@@ -180,7 +188,7 @@ def record_stage(
     if status in (StageStatus.COMPLETED, StageStatus.CACHED, StageStatus.FAILED,
                   StageStatus.SKIPPED):
         row.finished_at = row.finished_at or now
-    row.status = status.value
+    row.status = status
     if seconds is not None:
         row.seconds = seconds
     if message is not None:
@@ -198,11 +206,12 @@ def end_run(session: Session, run_id: str, status: RunStatus, message: str | Non
     The error stage is the stage that was running (else the last one reached).
     """
     run = get_run(session, run_id)
-    failed = next((s for s in run.stages if s.status in ("running", "failed")), None)
+    failed = next((s for s in run.stages
+                   if s.status in (StageStatus.RUNNING, StageStatus.FAILED)), None)
     for stage in run.stages:
-        if stage.status in ("pending", "running"):
+        if stage.status in (StageStatus.PENDING, StageStatus.RUNNING):
             record_stage(session, run.id, stage.stage, StageStatus.SKIPPED
-                         if stage.status == "pending" else StageStatus.FAILED)
+                         if stage.status == StageStatus.PENDING else StageStatus.FAILED)
     return set_status(
         session, run.id, status,
         error_stage=failed.stage if failed else run.current_stage,
@@ -265,7 +274,7 @@ def list_runs(
     if model_name is not None:
         query = query.where(RegisteredModel.name == model_name)
     if status is not None:
-        query = query.where(TrainingRun.status == status.value)
+        query = query.where(TrainingRun.status == status)
     return list(session.execute(query.limit(limit)).scalars())
 
 
@@ -308,7 +317,7 @@ def finished_runs(session: Session, model_type: str | None = None) -> list[Train
     query = (
         select(TrainingRun).join(RegisteredModel)
         .where(TrainingRun.deleted_at.is_(None), TrainingRun.metrics.is_not(None),
-               TrainingRun.status.in_([RunStatus.COMPLETED.value, RunStatus.NOT_BLESSED.value]))
+               TrainingRun.status.in_([RunStatus.COMPLETED, RunStatus.NOT_BLESSED]))
     )
     if model_type is not None:
         query = query.where(RegisteredModel.model_type == model_type)

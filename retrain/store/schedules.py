@@ -14,18 +14,13 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from retrain.domain.schedule.spec import ScheduleSpec, preview
-
+from retrain.domain.clock import aware, utcnow
+from retrain.domain.schedule.preview import next_run
+from retrain.domain.schedule.rules import statistics
+from retrain.domain.schedule.spec import ScheduleSpec, ScheduleType
+from retrain.domain.status import RunStatus, ScheduleStatus
 from retrain.store.orm import RegisteredModel, TrainingRun, TrainingSchedule
 from retrain.store.runs import by_id_prefix, model_by_name
-from retrain.domain.status import RunStatus, ScheduleStatus
-from retrain.domain.clock import aware, utcnow
-
-
-SUCCESSFUL = frozenset({RunStatus.COMPLETED.value, RunStatus.NOT_BLESSED.value})
-FAILED = frozenset({RunStatus.FAILED.value, RunStatus.CRASHED.value})
-# Finished runs that count in `total_runs`: successful, failed and cancelled ones.
-COUNTED = SUCCESSFUL | FAILED | {RunStatus.CANCELLED.value}
 
 
 class ScheduleExists(ValueError):
@@ -135,30 +130,22 @@ def refresh_statistics(
 ) -> TrainingSchedule:
     """Recount total/successful/failed/skipped runs, last_run_at and consecutive failures.
 
-    Consecutive failures are the newest finished runs that failed or crashed, counting only
-    runs created since the schedule's last status change (a resume starts afresh); skipped
-    runs neither break nor extend a streak. `next_run_at` replaces the stored one when
-    given (None when the schedule is not active).
+    The counting rules are `retrain.domain.schedule.rules.statistics`: consecutive failures
+    count only runs created since the schedule's last status change (a resume starts
+    afresh). `next_run_at` replaces the stored one when given (None when the schedule is
+    not active).
     """
-    found = schedule_runs(session, schedule)
-    schedule.successful_runs = sum(run.status in SUCCESSFUL for run in found)
-    schedule.failed_runs = sum(run.status in FAILED for run in found)
-    schedule.total_runs = sum(run.status in COUNTED for run in found)
-    schedule.skipped_runs = sum(run.status == RunStatus.SKIPPED.value for run in found)
-    started = [aware(run.started_at or run.created) for run in found
-               if run.status != RunStatus.SKIPPED.value]
-    schedule.last_run_at = max(started) if started else None
+    outcomes = [(RunStatus(run.status), aware(run.started_at or run.created))
+                for run in schedule_runs(session, schedule)]
     since = aware(schedule.status_changed_at) or aware(schedule.created)
-    streak = 0
-    for run in found:
-        began = aware(run.started_at or run.created)
-        if run.status not in COUNTED or (since and began < since):
-            continue
-        if run.status not in FAILED:
-            break
-        streak += 1
-    schedule.consecutive_failures = streak
-    if schedule.status == ScheduleStatus.ACTIVE.value:
+    counted = statistics(outcomes, since)
+    schedule.successful_runs = counted.successful_runs
+    schedule.failed_runs = counted.failed_runs
+    schedule.total_runs = counted.total_runs
+    schedule.skipped_runs = counted.skipped_runs
+    schedule.last_run_at = counted.last_run_at
+    schedule.consecutive_failures = counted.consecutive_failures
+    if ScheduleStatus(schedule.status) is ScheduleStatus.ACTIVE:
         schedule.next_run_at = next_run_at
     else:
         schedule.next_run_at = None
@@ -169,9 +156,11 @@ def refresh_statistics(
 # --- translation between the store row and the spec -------------------------------------------
 
 def row_fields(spec: ScheduleSpec) -> dict[str, Any]:
-    time = spec.time if spec.type != "hourly" else f"00:{spec.minute:02d}"
+    """The seed 003 columns that hold `spec` (an hourly minute is stored as time 00:MM)."""
+    hourly = spec.type is ScheduleType.HOURLY
+    time = f"00:{spec.minute:02d}" if hourly else spec.time
     return {
-        "schedule_type": spec.type,
+        "schedule_type": spec.type.value,
         "scheduled_datetime": spec.at.astimezone(dt.timezone.utc) if spec.at else None,
         "schedule_time": time,
         "schedule_day_of_week": spec.day_of_week,
@@ -183,9 +172,10 @@ def row_fields(spec: ScheduleSpec) -> dict[str, Any]:
 
 def spec_of(row: TrainingSchedule) -> ScheduleSpec:
     """The ScheduleSpec a store row holds."""
-    hourly = row.schedule_type == "hourly"
+    kind = ScheduleType(row.schedule_type)
+    hourly = kind is ScheduleType.HOURLY
     return ScheduleSpec(
-        type=row.schedule_type, timezone=row.schedule_timezone,
+        type=kind, timezone=row.schedule_timezone,
         at=aware(row.scheduled_datetime),
         minute=int(row.schedule_time[3:]) if hourly and row.schedule_time else None,
         time=None if hourly else row.schedule_time,
@@ -199,24 +189,21 @@ def slug_for(model_name: str) -> str:
     return f"schedule-{model_name}"
 
 
-def next_run(spec: ScheduleSpec, now: dt.datetime) -> dt.datetime | None:
-    """The next slot at or after `now`, as Prefect's scheduler computes it."""
-    upcoming = preview(spec, now, 1)
-    return upcoming[0].utc if upcoming else None
-
-
-def refresh(session, row: TrainingSchedule, now: dt.datetime | None = None) -> TrainingSchedule:
+def refresh(session: Session, row: TrainingSchedule,
+            now: dt.datetime | None = None) -> TrainingSchedule:
     """Recount the statistics; a once schedule whose run has finished is completed."""
     now = now or utcnow()
     spec = spec_of(row)
     refresh_statistics(session, row, next_run(spec, now))
-    if (spec.type == "once" and row.status == ScheduleStatus.ACTIVE.value
+    if (spec.type is ScheduleType.ONCE and ScheduleStatus(row.status) is ScheduleStatus.ACTIVE
             and (row.total_runs or row.skipped_runs) and row.next_run_at is None):
         set_status(session, row, ScheduleStatus.COMPLETED, "its one run has finished")
     return row
 
 
-def link_run(session, run: TrainingRun, deployment_id: str | None) -> TrainingSchedule | None:
+def link_run(
+    session: Session, run: TrainingRun, deployment_id: str | None,
+) -> TrainingSchedule | None:
     """Attach a run to the schedule whose deployment started it, if any."""
     if deployment_id is None:
         return None
@@ -226,7 +213,7 @@ def link_run(session, run: TrainingRun, deployment_id: str | None) -> TrainingSc
     return row
 
 
-def refresh_for_run(session, run: TrainingRun) -> TrainingSchedule | None:
+def refresh_for_run(session: Session, run: TrainingRun) -> TrainingSchedule | None:
     """Recount the statistics of the run's schedule (called when a run ends)."""
     if run.schedule_id is None:
         return None

@@ -10,8 +10,9 @@ from retrain.domain.config import EvaluatorConfig, PipelineConfig
 from tasks.shared.fingerprint import fingerprint
 from retrain.domain.refs import ArtifactRef, Blessing, EvaluationOutput, RuleResult, StageOutput
 from retrain.adapters.tfx import proto_json, run_executor
+from retrain.domain.stages import Stage
 
-STAGE = "Evaluator"
+STAGE = Stage.EVALUATOR
 EXECUTOR = "tfx.components.evaluator.executor.Executor"
 RECOMMENDER_EXECUTOR = "tasks.evaluator.executor.Executor"
 # TFMA compares with a strict inequality; this lets 'equal to the baseline' pass.
@@ -51,7 +52,7 @@ def plan(
 
 
 # The recommender evaluator's code is part of the Evaluator's cache key.
-_RECOMMENDER_SOURCES = ("recommender.py", "metrics.py", "blessing.py")
+_RECOMMENDER_SOURCES = ("executor.py", "metrics.py", "blessing.py")
 
 
 def build_eval_config(config: EvaluatorConfig):

@@ -7,8 +7,9 @@ from retrain.domain.config import InputConfig, PipelineConfig
 from tasks.shared.fingerprint import InputDataError, fingerprint, list_data_files
 from retrain.domain.refs import StageOutput
 from retrain.adapters.tfx import proto_json, run_executor
+from retrain.domain.stages import Stage
 
-STAGE = "ExampleGen"
+STAGE = Stage.EXAMPLE_GEN
 
 EXECUTORS = {
     "csv": "tfx.components.example_gen.csv_example_gen.executor.Executor",

@@ -9,8 +9,9 @@ from retrain.domain.config import PipelineConfig
 from tasks.shared.fingerprint import fingerprint
 from retrain.domain.refs import StageOutput, ValidationOutput
 from retrain.adapters.tfx import run_executor
+from retrain.domain.stages import Stage
 
-STAGE = "ExampleValidator"
+STAGE = Stage.EXAMPLE_VALIDATOR
 EXECUTOR = "tfx.components.example_validator.executor.Executor"
 ANOMALIES_FILE = "SchemaDiff.pb"
 

@@ -7,8 +7,9 @@ from retrain.domain.config import PipelineConfig
 from tasks.shared.fingerprint import fingerprint
 from retrain.domain.refs import EvaluationOutput, PushOutput, StageOutput
 from retrain.adapters.tfx import proto_json, run_executor
+from retrain.domain.stages import Stage
 
-STAGE = "Pusher"
+STAGE = Stage.PUSHER
 EXECUTOR = "tfx.components.pusher.executor.Executor"
 
 

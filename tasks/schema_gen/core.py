@@ -7,8 +7,9 @@ from retrain.domain.config import PipelineConfig
 from tasks.shared.fingerprint import fingerprint
 from retrain.domain.refs import StageOutput
 from retrain.adapters.tfx import run_executor
+from retrain.domain.stages import Stage
 
-STAGE = "SchemaGen"
+STAGE = Stage.SCHEMA_GEN
 INFER_EXECUTOR = "tfx.components.schema_gen.executor.Executor"
 IMPORT_EXECUTOR = "tfx.components.schema_gen.import_schema_gen.executor.Executor"
 

@@ -17,6 +17,7 @@ from prefect.cache_policies import CachePolicy
 from pydantic import BaseModel, ConfigDict, Field
 
 from retrain.domain.config import PipelineConfig
+from retrain.domain.stages import Stage
 
 MARKER = "_COMPLETE.json"
 
@@ -26,12 +27,12 @@ class StagePlan(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    stage: str = Field(description="TFX stage name.")
+    stage: Stage = Field(description="TFX stage name.")
     fingerprint: str = Field(description="Hash of all the stage's inputs.")
     output_dir: str = Field(description="<pipeline_root>/<model>/<stage>/<fingerprint[:16]>.")
 
     @classmethod
-    def for_stage(cls, config: PipelineConfig, stage: str, fingerprint: str) -> StagePlan:
+    def for_stage(cls, config: PipelineConfig, stage: Stage, fingerprint: str) -> StagePlan:
         """The plan of `stage` in the run described by `config`."""
         root = config.pipeline_root.rstrip("/")
         return cls(

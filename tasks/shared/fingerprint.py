@@ -15,6 +15,7 @@ from typing import Any, Iterable
 from pydantic import BaseModel
 
 from retrain.domain.config import is_remote
+from retrain.domain.stages import Stage
 
 LIBRARIES = (
     "tfx",
@@ -82,7 +83,7 @@ def _canonical(value: Any) -> Any:
     return value
 
 
-def fingerprint(stage: str, parts: dict[str, Any], files: Iterable[str] = ()) -> str:
+def fingerprint(stage: Stage, parts: dict[str, Any], files: Iterable[str] = ()) -> str:
     """Hash a stage's config parts, upstream fingerprints and file contents."""
     payload = {
         "stage": stage,

@@ -16,14 +16,15 @@ def advance_progress(task: Any, task_run: Any, state: Any) -> None:
     """on_completion hook: set the run's progress artifact to this stage's position."""
     if task.name not in STAGES or task_run.flow_run_id is None:
         return
-    from prefect.client.orchestration import get_client
     from prefect.client.schemas.actions import ArtifactCreate, ArtifactUpdate
+
+    from retrain.adapters.prefect import prefect_client
 
     position = STAGES.index(task.name) + 1
     percent = round(100.0 * position / len(STAGES), 1)
     description = f"{task.name} {state.name.lower()} ({position}/{len(STAGES)} stages)"
     try:
-        with get_client(sync_client=True) as client:
+        with prefect_client() as client:
             artifact_id = _artifact_ids.get(task_run.flow_run_id)
             if artifact_id is None:
                 created = client.create_artifact(

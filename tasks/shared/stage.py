@@ -13,6 +13,7 @@ from tasks.shared.progress import advance_progress
 from retrain.domain.status import StageStatus
 from retrain.domain.refs import StageOutput
 from retrain.adapters.tfx import prepare_tf_environment
+from retrain.domain.stages import Stage
 from tasks.shared.tracking import record_cached, record_stage
 
 OutputT = TypeVar("OutputT", bound=StageOutput)
@@ -21,20 +22,20 @@ OutputT = TypeVar("OutputT", bound=StageOutput)
 class StageError(RuntimeError):
     """A stage failed; the message names the stage and the problem."""
 
-    def __init__(self, stage: str, problem: str):
+    def __init__(self, stage: Stage, problem: str):
         super().__init__(f"{stage} failed: {problem}")
         self.stage = stage
         self.problem = problem
 
 
-def stage_task(stage: str, planner: Callable[..., StagePlan]) -> Any:
+def stage_task(stage: Stage, planner: Callable[..., StagePlan]) -> Any:
     """The @task decorator of every stage: named after it, cached by its plan.
 
     Results are small references, persisted as JSON so cache records stay readable and
     portable. No blind retries: a stage failing on bad input fails the same way again.
     """
     return task(
-        name=stage,
+        name=stage.value,
         cache_policy=StageCache(planner=planner),
         on_completion=[advance_progress, record_cached],
         persist_result=True,
@@ -57,7 +58,7 @@ def describe_error(exc: BaseException) -> str:
 
 
 def run_stage(
-    stage: str,
+    stage: Stage,
     planner: Callable[..., StagePlan],
     core: Callable[..., OutputT],
     *args: Any,

@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from retrain.domain.stages import Stage
+
 from retrain.domain.refs import (
     Blessing,
     EvaluationOutput,
@@ -18,7 +20,7 @@ from retrain.domain.refs import (
 class StageTiming(BaseModel):
     """One stage's final state and wall time, as Prefect recorded them."""
 
-    stage: str = Field(description="TFX stage name.")
+    stage: Stage = Field(description="TFX stage name.")
     state: str = Field(description="Final state name: Completed, Cached, Failed …")
     seconds: float = Field(description="Wall time of the task run.")
 
@@ -40,7 +42,7 @@ class RunSummary(BaseModel):
     push: PushOutput = Field(description="The Pusher's result.")
 
     @property
-    def cached_stages(self) -> list[str]:
+    def cached_stages(self) -> list[Stage]:
         """Stages whose outputs came from the cache."""
         return [timing.stage for timing in self.stages if timing.state == "Cached"]
 

@@ -8,10 +8,10 @@ import time
 from prefect import task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
-from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 from prefect.runtime import flow_run
 
+from retrain.adapters.prefect import prefect_client
 from retrain.domain.config import PipelineConfig
 from retrain.domain.stages import STAGES
 from retrain.domain.refs import EvaluationOutput, PushOutput, StatisticsOutput, ValidationOutput
@@ -31,7 +31,7 @@ def _read_stage_runs(flow_run_id: str, expected: int, patience_s: float) -> list
     """
     deadline = time.monotonic() + patience_s
     while True:
-        with get_client(sync_client=True) as client:
+        with prefect_client() as client:
             runs = client.read_task_runs(
                 flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
             )

@@ -7,8 +7,9 @@ from retrain.domain.config import PipelineConfig
 from tasks.shared.fingerprint import fingerprint
 from retrain.domain.refs import SplitStats, StageOutput, StatisticsOutput
 from retrain.adapters.tfx import run_executor
+from retrain.domain.stages import Stage
 
-STAGE = "StatisticsGen"
+STAGE = Stage.STATISTICS_GEN
 EXECUTOR = "tfx.components.statistics_gen.executor.Executor"
 
 

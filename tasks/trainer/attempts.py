@@ -21,6 +21,7 @@ from enum import Enum
 
 from retrain.domain.recommender import GpuConfig, GpuOption
 from retrain.domain.refs import TrainerAttempt
+from retrain.domain.status import AttemptOutcome
 
 
 class Action(str, Enum):
@@ -59,22 +60,22 @@ def next_step(gpu: GpuConfig, attempts: list[TrainerAttempt]) -> Step:
         return Step(Action.SUBMIT, options[0])
     last = attempts[-1]
     history = "; ".join(describe(a) for a in attempts)
-    if last.outcome == "succeeded":
+    if last.outcome == AttemptOutcome.SUCCEEDED:
         return Step(Action.DONE)
-    if last.outcome == "failed":
+    if last.outcome == AttemptOutcome.FAILED:
         return Step(Action.GIVE_UP, reason=f"the trainer failed in attempt {describe(last)}; "
                     "errors in training code are not retried")
-    if last.outcome == "cancelled":
+    if last.outcome == AttemptOutcome.CANCELLED:
         return Step(Action.GIVE_UP, reason=f"the trainer flow run was cancelled ({history})")
-    if last.outcome == "unschedulable":
-        tried = {option_of(a) for a in attempts if a.outcome == "unschedulable"}
+    if last.outcome == AttemptOutcome.UNSCHEDULABLE:
+        tried = {option_of(a) for a in attempts if a.outcome == AttemptOutcome.UNSCHEDULABLE}
         for option in options:
             if option not in tried:
                 return Step(Action.SUBMIT, option)
         return Step(Action.GIVE_UP, reason="no GPU option could be scheduled within "
                     f"{gpu.unschedulable_wait_seconds} s: {history}")
-    if last.outcome == "interrupted":
-        used = sum(1 for a in attempts if a.outcome == "interrupted")
+    if last.outcome == AttemptOutcome.INTERRUPTED:
+        used = sum(1 for a in attempts if a.outcome == AttemptOutcome.INTERRUPTED)
         if used <= gpu.infrastructure_retries:
             return Step(Action.SUBMIT, option_of(last))
         return Step(Action.GIVE_UP, reason=f"the trainer pod was interrupted {used} times; "
@@ -104,29 +105,32 @@ class Observation:
 _WRAPPING = re.compile(r"^(Flow run encountered an exception: )?(StageError: )?(Trainer failed: )?")
 
 
-def classify(observation: Observation, wait_seconds: float) -> tuple[str, str | None] | None:
+def classify(
+    observation: Observation, wait_seconds: float,
+) -> tuple[AttemptOutcome, str | None] | None:
     """(outcome, reason) once an attempt has ended or must be given up; None: keep watching."""
     state = observation.state_type.upper()
     message = _WRAPPING.sub("", observation.state_message or "") or None
     if state == "COMPLETED":
-        return "succeeded", None
+        return AttemptOutcome.SUCCEEDED, None
     if state == "FAILED":
-        return "failed", message or "the trainer flow run failed"
+        return AttemptOutcome.FAILED, message or "the trainer flow run failed"
     if state == "CRASHED":
-        return "interrupted", message or "the trainer pod ended without reporting a state"
+        return (AttemptOutcome.INTERRUPTED,
+                message or "the trainer pod ended without reporting a state")
     if state == "CANCELLED":
-        return "cancelled", message
+        return AttemptOutcome.CANCELLED, message
     if state in ("RUNNING", "CANCELLING") or observation.has_run:
         return None
     if (observation.unschedulable_seconds is not None
             and observation.unschedulable_seconds >= wait_seconds):
-        return "unschedulable", (
+        return AttemptOutcome.UNSCHEDULABLE, (
             f"pod unschedulable for {observation.unschedulable_seconds:.0f} s: "
             f"{observation.unschedulable_reason or 'no node fits the request'}"
         )
     if state == "SCHEDULED" and observation.waiting_seconds >= wait_seconds:
         # No worker took it: another GPU type would not help.
-        return "failed", (
+        return AttemptOutcome.FAILED, (
             f"no worker picked up the trainer flow run within "
             f"{observation.waiting_seconds:.0f} s: is a worker polling its work pool?"
         )

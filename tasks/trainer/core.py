@@ -11,11 +11,12 @@ from tasks.shared.fingerprint import fingerprint, module_sources
 from retrain.domain.recommender import GpuConfig
 from retrain.domain.refs import StageOutput, TrainerOutput
 from retrain.adapters.tfx import package_user_module, proto_json, run_executor
+from retrain.domain.stages import Stage
 
-STAGE = "Trainer"
+STAGE = Stage.TRAINER
 EXECUTOR = "tfx.components.trainer.executor.GenericExecutor"
 LIBRARY_FN = "tasks.trainer.run_fn.run_fn"
-LIBRARY_FILE = str(Path(__file__).with_name("recommender.py"))
+LIBRARY_FILE = str(Path(__file__).with_name("run_fn.py"))
 
 
 def user_function(config: PipelineConfig) -> tuple[str | None, str | None, dict]:
@@ -85,7 +86,7 @@ def serving_model_exists(model_uri: str) -> bool:
 def _library_sources() -> list[str]:
     """The library run_fn's code: the trainer package and the helpers it imports."""
     here = Path(__file__).parent
-    helpers = [here.parent / "evaluator" / "metrics.py", here.parent / "transform" / "features.py"]
+    helpers = [here.parent / "evaluator" / "metrics.py", here.parent / "transform" / "preprocessing.py"]
     return sorted(str(p) for p in [*here.glob("*.py"), *helpers])
 
 

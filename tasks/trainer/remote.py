@@ -26,6 +26,7 @@ from tasks.shared.caching import StagePlan
 from retrain.domain.config import PipelineConfig
 from retrain.domain.recommender import GpuOption
 from retrain.domain.refs import StageOutput, TrainerAttempt, TrainerOutput
+from retrain.domain.status import AttemptOutcome
 from retrain.settings import get_settings
 from tasks.shared.stage import StageError
 from tasks.trainer import attempts as policy
@@ -193,8 +194,9 @@ def _run_attempt(client: Any, request: TrainerRequest, plan: StagePlan) -> Train
             break
         time.sleep(poll)
     outcome, reason = decided
-    if outcome in ("unschedulable", "failed") and not flow_run.state.is_final():
-        _cancel(client, flow_run, reason or outcome)
+    given_up = outcome in (AttemptOutcome.UNSCHEDULABLE, AttemptOutcome.FAILED)
+    if given_up and not flow_run.state.is_final():
+        _cancel(client, flow_run, reason or outcome.value)
     attempt = attempt.model_copy(update={
         "outcome": outcome, "reason": reason, "finished_at": utcnow()})
     tracking.record_attempt(request.run_flow_run_id, attempt)
@@ -208,10 +210,10 @@ def train_remotely(
 ) -> TrainerOutput:
     """Run the Trainer through `config.gpu.deployment` until an attempt succeeds or the
     options and the infrastructure retry budget are used up (StageError naming each)."""
-    from prefect.client.orchestration import get_client
+    from retrain.adapters.prefect import prefect_client
 
     done: list[TrainerAttempt] = []
-    with get_client(sync_client=True) as client:
+    with prefect_client() as client:
         while (step := policy.next_step(config.gpu, done)).action is policy.Action.SUBMIT:
             request = TrainerRequest(
                 config=config, transform=transform, schema=schema, plan=plan,

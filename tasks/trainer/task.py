@@ -12,6 +12,7 @@ from retrain.domain.config import PipelineConfig
 from retrain.domain.refs import StageOutput, TrainerOutput
 from tasks.shared.stage import StageError, describe_error, run_stage, stage_task
 from retrain.adapters.tfx import prepare_tf_environment
+from retrain.domain.stages import Stage
 from tasks.shared.tracking import StoreEpochSink
 from tasks.trainer import core, remote
 from tasks.trainer.epochs import epoch_sinks
@@ -51,7 +52,7 @@ def _log_devices(output: TrainerOutput) -> None:
                     output.epochs_run, output.resumed_from_epoch or 0, output.optimizer_steps)
 
 
-@task(name="Trainer", retries=0)
+@task(name=Stage.TRAINER.value, retries=0)
 def train_attempt(request: TrainerRequest) -> TrainerOutput:
     """One attempt of a run's Trainer (the gpu-trainer flow's body): train with the
     attempt's GPU option into the run's Trainer directory, resuming from the last epoch

@@ -10,11 +10,12 @@ from retrain.domain.config import PipelineConfig
 from tasks.shared.fingerprint import fingerprint, module_sources
 from retrain.domain.refs import StageOutput
 from retrain.adapters.tfx import package_user_module, run_executor
+from retrain.domain.stages import Stage
 
-STAGE = "Transform"
+STAGE = Stage.TRANSFORM
 EXECUTOR = "tfx.components.transform.executor.Executor"
 LIBRARY_FN = "tasks.transform.preprocessing.preprocessing_fn"
-LIBRARY_FILE = str(Path(__file__).with_name("features.py"))
+LIBRARY_FILE = str(Path(__file__).with_name("preprocessing.py"))
 
 
 def user_function(config: PipelineConfig) -> tuple[str | None, str | None, dict]:

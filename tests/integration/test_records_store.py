@@ -10,15 +10,24 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from sqlalchemy import func, inspect, select, text
+from sqlalchemy.exc import IntegrityError
 
 from retrain.store import runs, schedules
 from retrain.store.database import engine_for, session_maker
 from retrain.store.migrate import current_revision, upgrade
 from retrain.store.orm import TrainingMetricsHistory, TrainingStage
-from retrain.domain.stages import STAGES
-from retrain.domain.status import RunStatus, StageStatus, TransitionError
+from retrain.domain.stages import STAGES, Stage
+from retrain.domain.status import (
+    AttemptOutcome,
+    RunStatus,
+    ScheduleStatus,
+    StageStatus,
+    TransitionError,
+)
 
 pytestmark = [pytest.mark.service]
+
+HEAD = "0005"
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -33,7 +42,7 @@ def store(request, tmp_path) -> str:
 
 
 def test_upgrade_head_builds_the_schema_once(store):
-    assert current_revision(store) == "0004"
+    assert current_revision(store) == HEAD
     upgrade(store)  # already at head: nothing to do, nothing breaks
     tables = set(inspect(engine_for(store)).get_table_names())
     assert {"registered_model", "training_run", "training_stage",
@@ -57,7 +66,7 @@ def test_upgrade_from_the_previous_revision_keeps_every_row(request, tmp_path, b
             "INSERT INTO training_stage (id, run_id, stage, position, status) "
             "VALUES ('s1', 'r1', 'ExampleGen', 0, 'completed')"))
     upgrade(url)
-    assert current_revision(url) == "0004"
+    assert current_revision(url) == HEAD
     with session_maker(url)() as session:
         run = runs.get_run(session, "r1")
         assert (run.name, run.run_number, run.config, run.status) == (
@@ -67,6 +76,66 @@ def test_upgrade_from_the_previous_revision_keeps_every_row(request, tmp_path, b
         assert [s.stage for s in run.stages] == ["ExampleGen"] and run.stages[0].output_uri is None
         assert runs.list_runs(session) == [run]
     with session_maker(url).begin() as session:  # and the next run number continues from it
+        assert runs.create_run(session, "ranker", {}).run_number == 2
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_typed_status_columns_upgrade_rows_in_place_and_refuse_other_values(
+    request, tmp_path, backend,
+):
+    url = (f"sqlite:///{tmp_path / 'old.db'}" if backend == "sqlite"
+           else request.getfixturevalue("postgres_db"))
+    upgrade(url, "0004")
+    with engine_for(url).begin() as connection:  # a store written by the 0004 code
+        connection.execute(text(
+            "INSERT INTO registered_model (id, name, model_type, last_run_number, deployed) "
+            "VALUES ('m1', 'ranker', 'ranking', 1, false)"))
+        connection.execute(text(
+            "INSERT INTO training_schedule (id, registered_model_id, name, schedule_type, "
+            "schedule_time, schedule_timezone, config, status, total_runs, successful_runs, "
+            "failed_runs) VALUES ('sc1', 'm1', 'nightly', 'daily', '02:00', 'UTC', '{}', "
+            "'paused', 1, 0, 1)"))
+        connection.execute(text(
+            "INSERT INTO training_run (id, registered_model_id, name, run_number, config, "
+            "status, current_stage, error_stage, schedule_id) VALUES ('r1', 'm1', 'ranker', 1, "
+            "'{}', 'failed', 'Trainer', 'Trainer', 'sc1')"))
+        for position, (stage, status) in enumerate(
+                [("ExampleGen", "cached"), ("StatisticsGen", "completed"),
+                 ("Trainer", "failed"), ("Pusher", "skipped")]):
+            connection.execute(text(
+                "INSERT INTO training_stage (id, run_id, stage, position, status) "
+                f"VALUES ('s{position}', 'r1', '{stage}', {position}, '{status}')"))
+        connection.execute(text(
+            "INSERT INTO training_metrics_history (id, run_id, epoch, metrics) "
+            "VALUES ('e1', 'r1', 1, '{\"loss\": 0.5}')"))
+        connection.execute(text(
+            "INSERT INTO trainer_attempt (id, run_id, number, gpu_type, gpu_count, outcome, "
+            "resumed_from_epoch) VALUES ('a1', 'r1', 1, 'nvidia-l4', 1, 'interrupted', 0)"))
+    upgrade(url)
+    assert current_revision(url) == HEAD
+    with session_maker(url)() as session:
+        [run] = runs.list_runs(session, status=RunStatus.FAILED)
+        assert run.id == "r1" and run.status is RunStatus.FAILED
+        assert (run.current_stage, run.error_stage) == (Stage.TRAINER, Stage.TRAINER)
+        assert [(s.stage, s.status) for s in run.stages] == [
+            (Stage.EXAMPLE_GEN, StageStatus.CACHED), (Stage.STATISTICS_GEN, StageStatus.COMPLETED),
+            (Stage.TRAINER, StageStatus.FAILED), (Stage.PUSHER, StageStatus.SKIPPED)]
+        assert all(isinstance(s.stage, Stage) and isinstance(s.status, StageStatus)
+                   for s in run.stages)
+        assert [(e.epoch, e.metrics) for e in run.epochs] == [(1, {"loss": 0.5})]
+        assert [a.outcome for a in run.trainer_attempts] == [AttemptOutcome.INTERRUPTED]
+        assert isinstance(run.trainer_attempts[0].outcome, AttemptOutcome)
+        schedule = schedules.get_schedule(session, "ranker")
+        assert schedule.status is ScheduleStatus.PAUSED and schedule.id == run.schedule_id
+        assert runs.list_runs(session, status=RunStatus.COMPLETED) == []
+    for table, column in (("training_run", "status"), ("training_run", "current_stage"),
+                          ("training_run", "error_stage"), ("training_stage", "stage"),
+                          ("training_stage", "status"), ("trainer_attempt", "outcome"),
+                          ("training_schedule", "status")):
+        with pytest.raises(IntegrityError), engine_for(url).begin() as connection:
+            connection.execute(text(f"UPDATE {table} SET {column} = 'Completed'"))
+    with session_maker(url).begin() as session:  # and the store goes on as before
+        runs.record_stage(session, "r1", "Trainer", StageStatus.RUNNING)
         assert runs.create_run(session, "ranker", {}).run_number == 2
 
 
@@ -135,7 +204,7 @@ def test_trainer_attempts_are_updated_in_place_and_go_with_their_run(store):
         run = runs.create_run(session, "m", {})
         runs.record_attempt(session, run.id, submitted)
         runs.record_attempt(session, run.id, submitted.model_copy(update={
-            "outcome": "unschedulable", "reason": "0/3 nodes are available"}))
+            "outcome": AttemptOutcome.UNSCHEDULABLE, "reason": "0/3 nodes are available"}))
         runs.record_attempt(session, run.id, TrainerAttempt(
             number=2, gpu_type="nvidia-l4", gpu_count=4, outcome="succeeded",
             resumed_from_epoch=2))

@@ -15,8 +15,9 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from retrain.services import catalog, estimates
 from retrain.services import runs as operations
-from retrain.services.runs import OperationRefused
+from retrain.services.errors import OperationRefused
 from retrain.store import runs
 from retrain.domain.stages import STAGES
 from retrain.domain.status import RunStatus, StageStatus
@@ -190,7 +191,7 @@ def test_models_sync_versions_champion_and_deployed_flags_from_mlflow(store, tmp
     _record(config, RunStatus.NOT_BLESSED)
     _register(name, ["00000000-0000-0000-0000-00000000000a",
                      "00000000-0000-0000-0000-00000000000b"], champion=1, tmp_path=tmp_path)
-    (model,) = operations.list_models(name=name)
+    (model,) = catalog.list_models(name=name)
     assert (model.latest_version, model.champion_version, model.deployed) == ("2", "1", True)
     assert [(v.version, v.champion, v.run.id) for v in model.versions] == [
         ("1", True, first), ("2", False, second)]
@@ -202,7 +203,7 @@ def test_models_sync_versions_champion_and_deployed_flags_from_mlflow(store, tmp
         operations.delete_run(first)
     report = operations.delete_run(second)
     assert f"MLflow {name} version 2" in report.removed
-    (model,) = operations.list_models(name=name)
+    (model,) = catalog.list_models(name=name)
     assert [v.version for v in model.versions] == ["1"] and model.latest_version == "1"
 
 
@@ -213,11 +214,11 @@ def test_best_runs_rank_each_model_type_by_its_key_metric(store, tmp_path):
     for rmse in (0.9, 0.7):
         _record(_config(tmp_path), RunStatus.NOT_BLESSED, metrics={"rmse": rmse})
     _record(_config(tmp_path), RunStatus.FAILED, metrics={"rmse": 0.1})  # failed: not ranked
-    table = operations.best_runs()
+    table = catalog.best_runs()
     assert [(e.metric, e.value) for e in table["retrieval"]] == [
         ("recall_at_100", 0.52), ("recall_at_100", 0.47), ("recall_at_100", 0.31)]
     assert [e.value for e in table["ranking"]] == [0.7, 0.9]  # lower RMSE is better
-    assert set(operations.best_runs("ranking")) == {"ranking"}
+    assert set(catalog.best_runs("ranking")) == {"ranking"}
 
 
 def test_cost_estimate_from_rows_then_from_the_last_finished_run(store, tmp_path):
@@ -225,14 +226,14 @@ def test_cost_estimate_from_rows_then_from_the_last_finished_run(store, tmp_path
 
     config = PipelineConfig.model_validate(
         _config(tmp_path) | {"gpu": {"enabled": True, "count": 2, "type": "T4"}})
-    estimate, basis = operations.estimate_run(config)
+    estimate, basis = estimates.estimate_run(config)
     assert basis == "from 600 input rows at 30,000 examples/s"
     assert estimate.gpu_count == 2 and estimate.gpu_type == "nvidia-tesla-t4"
     assert estimate.hourly_usd == pytest.approx(2 * 0.35 + 0.76)  # 2 × T4 + n1-standard-16
     _record(config.model_dump(mode="json", by_alias=True), RunStatus.COMPLETED, seconds=3600.0)
     doubled = config.model_copy(update={"training": config.training.model_copy(
         update={"epochs": config.training.epochs * 2})})
-    estimate, basis = operations.estimate_run(doubled)
+    estimate, basis = estimates.estimate_run(doubled)
     assert basis == "from ranker #1 (3600 s, scaled by epochs)"
     assert (estimate.low_hours, estimate.high_hours) == pytest.approx((1.6, 2.4))
     ref = operations.create_run(doubled)  # and the pending run carries it

@@ -306,7 +306,7 @@ def test_bad_input_creates_nothing(prefect):
 
     from retrain.domain.schedule.spec import ScheduleSpec
     from retrain.services import schedules as scheduling
-    from retrain.services.runs import OperationRefused
+    from retrain.services.errors import OperationRefused
 
     _model_with_template(prefect, "sched-none")
     with prefect_client(prefect["api_url"]) as client:

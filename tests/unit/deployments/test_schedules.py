@@ -1,7 +1,7 @@
 """Retraining schedules -> Prefect schedules: validation, cron strings, previews and DST.
 
 Every run time here comes from Prefect 3.8.8's own scheduler code (via `preview`), so these
-tests pin the DST policy documented in `retrain/domain/schedule/spec.py`.
+tests pin the DST policy documented in `retrain/domain/schedule/preview.py`.
 """
 
 from __future__ import annotations
@@ -13,16 +13,14 @@ from zoneinfo import ZoneInfo
 import pytest
 from pydantic import ValidationError
 
+from retrain.domain.schedule.preview import PreviewRun, preview
 from retrain.domain.schedule.spec import (
-    PreviewRun,
     ScheduleSpec,
     check_once_in_future,
     describe,
-    preview,
     skipped_months,
-    to_prefect,
-    to_prefect_schedule,
 )
+from retrain.domain.schedule.translate import to_prefect, to_prefect_schedule
 
 # pyproject's filter names flows/tasks/synthetic; warnings from this package are errors too.
 UTC = dt.timezone.utc

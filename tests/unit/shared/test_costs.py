@@ -13,6 +13,7 @@ from retrain.domain.costs import (
     estimate_hours,
     load_price_table,
 )
+from retrain.domain.recommender import GpuConfig
 
 
 def test_four_t4_preemptible_on_n1_standard_32_for_two_hours():
@@ -22,11 +23,13 @@ def test_four_t4_preemptible_on_n1_standard_32_for_two_hours():
     # preemptible: × (1 - 0.70) = $0.876/h
     # 2 h                       = $1.752
     est = estimate_cost(
-        enabled=True,
-        count=4,
-        type="nvidia-tesla-t4",
-        preemptible=True,
-        machine_type="n1-standard-32",
+        GpuConfig(
+            enabled=True,
+            count=4,
+            type="nvidia-tesla-t4",
+            preemptible=True,
+            machine_type="n1-standard-32",
+        ),
         hours=(2.0, 2.0),
     )
     assert est.hourly_usd == pytest.approx(0.876)
@@ -40,7 +43,8 @@ def test_four_t4_preemptible_on_n1_standard_32_for_two_hours():
 def test_range_scales_with_hours():
     # 2 × L4 on g2-standard-24: 2 × 0.70 + 0.79 = $2.19/h; 1.5 h → $3.285, 3 h → $6.57.
     est = estimate_cost(
-        enabled=True, count=2, type="l4", machine_type="g2-standard-24", hours=(1.5, 3.0)
+        GpuConfig(enabled=True, count=2, type="l4", machine_type="g2-standard-24"),
+        hours=(1.5, 3.0),
     )
     assert est.hourly_usd == pytest.approx(2.19)
     assert (est.low_usd, est.high_usd) == (pytest.approx(3.285), pytest.approx(6.57))
@@ -50,7 +54,7 @@ def test_range_scales_with_hours():
 def test_cpu_only_run_bills_the_cpu_machine_only():
     # No GPU: cpu_machine_default n1-standard-8 at $0.38/h × 2.5 h = $0.95; the GPU type is
     # ignored because the run does not use it.
-    est = estimate_cost(enabled=False, type="nvidia-tesla-a100", hours=(2.5, 2.5))
+    est = estimate_cost(GpuConfig(enabled=False, type="nvidia-tesla-a100"), hours=(2.5, 2.5))
     assert est.gpu_type is None and est.gpu_count == 0
     assert est.machine_type == "n1-standard-8"
     assert est.low_usd == pytest.approx(0.95)
@@ -58,18 +62,20 @@ def test_cpu_only_run_bills_the_cpu_machine_only():
 
 def test_cpu_only_run_on_a_named_machine():
     # e2-standard-4 at $0.134/h × 10 h = $1.34.
-    est = estimate_cost(enabled=False, machine_type="e2-standard-4", hours=(10.0, 10.0))
+    est = estimate_cost(GpuConfig(enabled=False, machine_type="e2-standard-4"), hours=(10.0, 10.0))
     assert est.low_usd == pytest.approx(1.34)
 
 
 def test_preemptible_discount_applies_to_gpu_and_machine():
     def hourly(preemptible: bool) -> float:
         return estimate_cost(
-            enabled=True,
-            count=1,
-            type="a100",
-            machine_type="a2-highgpu-1g",
-            preemptible=preemptible,
+            GpuConfig(
+                enabled=True,
+                count=1,
+                type="a100",
+                machine_type="a2-highgpu-1g",
+                preemptible=preemptible,
+            ),
             hours=(1.0, 1.0),
         ).hourly_usd
 
@@ -81,7 +87,7 @@ def test_preemptible_discount_applies_to_gpu_and_machine():
 
 def test_gpu_aliases_and_vertex_names_resolve_to_one_price():
     prices = [
-        estimate_cost(enabled=True, count=1, type=name, hours=(1.0, 1.0)).hourly_usd
+        estimate_cost(GpuConfig(enabled=True, count=1, type=name), hours=(1.0, 1.0)).hourly_usd
         for name in ("t4", "T4", "nvidia-tesla-t4", "NVIDIA_TESLA_T4")
     ]
     # 1 × T4 defaults to n1-standard-8: 0.35 + 0.38.
@@ -90,29 +96,30 @@ def test_gpu_aliases_and_vertex_names_resolve_to_one_price():
 
 
 def test_default_machine_follows_the_gpu_count():
-    est = estimate_cost(enabled=True, count=4, type="l4", hours=(1.0, 1.0))
+    est = estimate_cost(GpuConfig(enabled=True, count=4, type="l4"), hours=(1.0, 1.0))
     assert est.machine_type == "g2-standard-48"
 
 
 def test_unknown_gpu_type_is_named_with_the_known_ones():
     with pytest.raises(ValueError, match="nvidia-tesla-p100") as info:
-        estimate_cost(enabled=True, count=1, type="nvidia-tesla-p100", hours=(1.0, 1.0))
+        estimate_cost(GpuConfig(enabled=True, count=1, type="nvidia-tesla-p100"), hours=(1.0, 1.0))
     assert "nvidia-tesla-t4" in str(info.value) and "aliases: a100" in str(info.value)
 
 
 def test_unknown_machine_type_is_named_with_the_known_ones():
     with pytest.raises(ValueError, match="n2-standard-8") as info:
         estimate_cost(
-            enabled=True, count=1, type="t4", machine_type="n2-standard-8", hours=(1.0, 1.0)
+            GpuConfig(enabled=True, count=1, type="t4", machine_type="n2-standard-8"),
+            hours=(1.0, 1.0),
         )
     assert "n1-standard-32" in str(info.value)
 
 
 def test_gpu_run_without_a_type_or_a_known_combination_fails():
     with pytest.raises(ValueError, match="GPU type is required"):
-        estimate_cost(enabled=True, count=1, type=None, hours=(1.0, 1.0))
+        estimate_cost(GpuConfig(enabled=True, count=1, type=None), hours=(1.0, 1.0))
     with pytest.raises(ValueError, match="set machine_type"):
-        estimate_cost(enabled=True, count=3, type="t4", hours=(1.0, 1.0))
+        estimate_cost(GpuConfig(enabled=True, count=3, type="t4"), hours=(1.0, 1.0))
 
 
 def test_price_file_overrides_defaults(tmp_path):
@@ -127,11 +134,13 @@ def test_price_file_overrides_defaults(tmp_path):
     prices = load_price_table(str(path))
     # 2 × 0.50 (overridden) + 0.40 (added) = 1.40; × (1 - 0.6) = 0.56.
     est = estimate_cost(
-        enabled=True,
-        count=2,
-        type="nvidia-tesla-t4",
-        machine_type="n2-standard-8",
-        preemptible=True,
+        GpuConfig(
+            enabled=True,
+            count=2,
+            type="nvidia-tesla-t4",
+            machine_type="n2-standard-8",
+            preemptible=True,
+        ),
         hours=(1.0, 1.0),
         prices=prices,
     )
@@ -144,7 +153,8 @@ def test_price_file_overrides_defaults(tmp_path):
 def test_json_price_file_and_none_give_tables(tmp_path):
     path = tmp_path / "prices.json"
     path.write_text(json.dumps({"cpu_machine_default": "e2-standard-8"}))
-    est = estimate_cost(enabled=False, hours=(1.0, 1.0), prices=load_price_table(str(path)))
+    est = estimate_cost(GpuConfig(enabled=False), hours=(1.0, 1.0),
+                        prices=load_price_table(str(path)))
     assert est.machine_type == "e2-standard-8" and est.hourly_usd == pytest.approx(0.268)
     assert load_price_table(None) == DEFAULT_PRICES
 
@@ -174,11 +184,13 @@ def test_estimate_hours_rejects_nonsense():
 def test_actual_cost_uses_measured_seconds():
     # 4 × T4 preemptible on n1-standard-32 = $0.876/h; 3h42m = 13,320 s → $3.2412.
     cost = actual_cost(
-        enabled=True,
-        count=4,
-        type="t4",
-        preemptible=True,
-        machine_type="n1-standard-32",
+        GpuConfig(
+            enabled=True,
+            count=4,
+            type="t4",
+            preemptible=True,
+            machine_type="n1-standard-32",
+        ),
         seconds=13_320,
     )
     assert cost == pytest.approx(0.876 * 3.7)

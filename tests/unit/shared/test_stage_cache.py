@@ -11,14 +11,17 @@ from prefect import flow
 from tasks.shared.caching import MARKER, StagePlan
 from tasks.shared.fingerprint import fingerprint
 from retrain.domain.refs import ArtifactRef, StageOutput
+from retrain.domain.stages import Stage
 from tasks.shared.stage import StageError, describe_error, run_stage, stage_task
 
 CALLS: list[int] = []
+# A toy core run as a stage (stages are typed: any real one will do).
+TOY = Stage.EXAMPLE_GEN
 
 
 def toy_plan(root: str, value: int) -> StagePlan:
     return StagePlan(
-        stage="Toy", fingerprint=fingerprint("Toy", {"value": value}),
+        stage=TOY, fingerprint=fingerprint(TOY, {"value": value}),
         output_dir=f"{root}/Toy/{value}",
     )
 
@@ -31,12 +34,12 @@ def _toy_core(plan: StagePlan, root: str, value: int) -> StageOutput:
     out.mkdir(parents=True, exist_ok=True)
     (out / "data.txt").write_text(str(value))
     ref = ArtifactRef(type_name="Examples", uri=str(out))
-    return StageOutput(stage="Toy", fingerprint=plan.fingerprint, artifacts={"out": ref})
+    return StageOutput(stage=TOY, fingerprint=plan.fingerprint, artifacts={"out": ref})
 
 
-@stage_task("Toy", toy_plan)
+@stage_task(TOY, toy_plan)
 def toy(root: str, value: int) -> StageOutput:
-    return run_stage("Toy", toy_plan, _toy_core, root, value)
+    return run_stage(TOY, toy_plan, _toy_core, root, value)
 
 
 @flow
@@ -77,7 +80,7 @@ def test_deleted_artifacts_are_rebuilt_not_served_from_a_stale_record(prefect_ha
 def test_failure_names_the_stage_and_leaves_no_marker(prefect_harness, tmp_path):
     state = toy(str(tmp_path), -1, return_state=True)
     assert state.is_failed()
-    with pytest.raises(StageError, match=r"^Toy failed: value -1 is negative$"):
+    with pytest.raises(StageError, match=r"^ExampleGen failed: value -1 is negative$"):
         state.result()
     assert not (tmp_path / "Toy" / "-1" / MARKER).exists()
     # a failed run is not cached: the next call runs again

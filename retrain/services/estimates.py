@@ -1,0 +1,80 @@
+"""A run's cost and duration before it starts (`retrain runs estimate`, `runs start`).
+
+The duration comes from the model's last finished run, scaled by epochs; a first run uses
+the input's row count at the measured CPU throughput. The price is the GPU config's
+(`retrain/domain/costs.py`).
+"""
+
+from __future__ import annotations
+
+from glob import glob
+from pathlib import Path
+
+from retrain.domain.config import PipelineConfig
+from retrain.domain.costs import CostEstimate, estimate_cost, estimate_hours
+from retrain.domain.status import RunStatus
+from retrain.services.configs import epochs, stored_config
+from retrain.store import runs
+from retrain.store.sessions import sessions
+
+# Training throughput measured by benchmarks/recommender_recall.py on 2 CPU cores; used for
+# a first run's estimate when no earlier run of the model says how long it took.
+DEFAULT_EXAMPLES_PER_SECOND = 30_000.0
+# Larger CSV files are not read whole for an estimate: rows are extrapolated from the size.
+CSV_FULL_COUNT_BYTES = 64 << 20
+
+
+def csv_rows(name: str) -> int:
+    """Data rows of one CSV file (header excluded); extrapolated past 64 MiB."""
+    size = Path(name).stat().st_size
+    with open(name, "rb") as handle:
+        if size <= CSV_FULL_COUNT_BYTES:
+            lines = sum(chunk.count(b"\n") for chunk in iter(lambda: handle.read(1 << 20), b""))
+        else:
+            head = handle.read(1 << 20)
+            lines = round(size * head.count(b"\n") / max(len(head), 1))
+    return max(lines - 1, 0)
+
+
+def input_rows(config: PipelineConfig) -> int | None:
+    """Rows in a local CSV/Parquet input (cheap: newlines or Parquet metadata), else None."""
+    if "://" in config.input.uri or config.input.format not in ("csv", "parquet"):
+        return None
+    files = [f for f in glob(str(Path(config.input.uri) / config.input.pattern)) if Path(f).is_file()]
+    if not files:
+        return None
+    if config.input.format == "parquet":
+        import pyarrow.parquet as pq
+
+        return sum(pq.ParquetFile(f).metadata.num_rows for f in files)
+    return sum(csv_rows(f) for f in files)
+
+
+def estimate_run(config: PipelineConfig) -> tuple[CostEstimate | None, str]:
+    """Cost and duration before start, and the basis it was made on (or why there is none)."""
+    with sessions()() as session:
+        model = runs.model_by_name(session, config.model_name)
+        previous = next(
+            (r for r in sorted(model.runs, key=lambda r: -r.run_number)
+             if r.duration_seconds and r.status == RunStatus.COMPLETED.value
+             and r.deleted_at is None),
+            None,
+        ) if model else None
+        if previous is not None:
+            hours = (previous.duration_seconds / 3600 * epochs(config)
+                     / epochs(stored_config(previous.config)))
+            low_high, basis = (hours * 0.8, hours * 1.2), (
+                f"from {previous.name} #{previous.run_number} "
+                f"({previous.duration_seconds:.0f} s, scaled by epochs)")
+        else:
+            rows = input_rows(config)
+            if rows is None:
+                return None, ("no estimate: no finished run of this model yet and the input's "
+                              "size cannot be read cheaply")
+            low_high = estimate_hours(rows, epochs(config), DEFAULT_EXAMPLES_PER_SECOND)
+            basis = f"from {rows:,} input rows at {DEFAULT_EXAMPLES_PER_SECOND:,.0f} examples/s"
+    try:
+        estimate = estimate_cost(config.gpu, hours=low_high)
+    except ValueError as exc:
+        return None, f"no estimate: {exc}"
+    return estimate, basis
