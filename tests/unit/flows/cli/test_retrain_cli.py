@@ -14,7 +14,7 @@ from retrain.store.database import session_maker
 from retrain.store.migrate import upgrade
 from retrain.domain.status import RunStatus, StageStatus
 
-REPO = Path(__file__).resolve().parents[3]
+REPO = Path(__file__).resolve().parents[4]
 
 
 @pytest.fixture

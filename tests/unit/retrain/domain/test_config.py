@@ -9,7 +9,7 @@ from pydantic import ValidationError
 
 from retrain.domain.config import PipelineConfig
 
-MODULE = str(Path(__file__).resolve().parents[3] / "synthetic" / "modules" / "rating_model.py")
+MODULE = str(Path(__file__).resolve().parents[4] / "synthetic" / "modules" / "rating_model.py")
 
 
 def _valid(**overrides) -> dict:
