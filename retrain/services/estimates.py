@@ -56,7 +56,7 @@ def estimate_run(config: PipelineConfig) -> tuple[CostEstimate | None, str]:
         model = runs.model_by_name(session, config.model_name)
         previous = next(
             (r for r in sorted(model.runs, key=lambda r: -r.run_number)
-             if r.duration_seconds and r.status == RunStatus.COMPLETED.value
+             if r.duration_seconds and r.status == RunStatus.COMPLETED
              and r.deleted_at is None),
             None,
         ) if model else None

@@ -97,7 +97,7 @@ def submit(ref: RunRef, config: PipelineConfig, deployment: str | None,
             run = runs.get_run(session, ref.id)
             if run.flow_run_id is None:
                 run.flow_run_id = str(flow_run.id)
-            if run.status == RunStatus.PENDING.value:
+            if run.status == RunStatus.PENDING:
                 runs.set_status(session, ref.id, RunStatus.SUBMITTING)
     with sessions()() as session:
         return RunRef.of(runs.get_run(session, ref.id), estimate=ref.estimate,
@@ -107,7 +107,7 @@ def submit(ref: RunRef, config: PipelineConfig, deployment: str | None,
 def _fail_if_unstarted(run_id: str, message: str) -> None:
     """A run whose flow never started must not stay pending forever: mark it failed."""
     with sessions().begin() as session:
-        if runs.get_run(session, run_id).status == RunStatus.PENDING.value:
+        if runs.get_run(session, run_id).status == RunStatus.PENDING:
             runs.end_run(session, run_id, RunStatus.FAILED, message)
 
 

@@ -29,6 +29,8 @@ from sqlalchemy import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from retrain.domain.clock import utcnow
+from retrain.domain.recommender import ModelType
+from retrain.domain.schedule.spec import ScheduleType
 from retrain.domain.stages import Stage
 from retrain.domain.status import AttemptOutcome, RunStatus, ScheduleStatus, StageStatus
 
@@ -72,7 +74,8 @@ class RegisteredModel(Base):
     __tablename__ = "registered_model"
 
     name: Mapped[str] = mapped_column(String(63), unique=True, nullable=False)
-    model_type: Mapped[str | None] = mapped_column(String(32))
+    model_type: Mapped[ModelType | None] = mapped_column(
+        _enum_column(ModelType, 32, "ck_registered_model_model_type"))
     last_run_number: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     latest_version: Mapped[str | None] = mapped_column(String(32))
     champion_version: Mapped[str | None] = mapped_column(String(32))
@@ -243,7 +246,8 @@ class TrainingSchedule(Base):
     )
     name: Mapped[str] = mapped_column(String(100), nullable=False)
     description: Mapped[str | None] = mapped_column(Text)
-    schedule_type: Mapped[str] = mapped_column(String(16), nullable=False)
+    schedule_type: Mapped[ScheduleType] = mapped_column(
+        _enum_column(ScheduleType, 16, "ck_training_schedule_schedule_type"), nullable=False)
     scheduled_datetime: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     schedule_time: Mapped[str | None] = mapped_column(String(5))
     schedule_day_of_week: Mapped[int | None] = mapped_column(Integer)

@@ -7,7 +7,6 @@ never duplicates rows: stage and epoch rows are keyed by (run, stage) and (run, 
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any, TypeVar
 
 from sqlalchemy import select, update

@@ -51,7 +51,7 @@ def create_schedule(
         raise ScheduleExists(existing)
     schedule = TrainingSchedule(
         registered_model_id=model.id, name=name, description=description, config=config,
-        slug=slug, source_run_id=source_run_id, status=ScheduleStatus.ACTIVE.value,
+        slug=slug, source_run_id=source_run_id, status=ScheduleStatus.ACTIVE,
         status_changed_at=utcnow(), max_lateness_seconds=max_lateness_seconds,
         pause_after_failures=pause_after_failures, total_runs=0, successful_runs=0,
         failed_runs=0, skipped_runs=0, consecutive_failures=0, **fields,
@@ -108,7 +108,7 @@ def set_status(
     session: Session, schedule: TrainingSchedule, status: ScheduleStatus, reason: str | None,
 ) -> TrainingSchedule:
     """Record a status change and why. Consecutive failures count from the last change."""
-    schedule.status = status.value
+    schedule.status = status
     schedule.status_reason = reason
     schedule.status_changed_at = utcnow()
     if status is not ScheduleStatus.ACTIVE:

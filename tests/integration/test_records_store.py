@@ -16,6 +16,8 @@ from retrain.store import runs, schedules
 from retrain.store.database import engine_for, session_maker
 from retrain.store.migrate import current_revision, upgrade
 from retrain.store.orm import TrainingMetricsHistory, TrainingStage
+from retrain.domain.recommender import ModelType
+from retrain.domain.schedule.spec import ScheduleType
 from retrain.domain.stages import STAGES, Stage
 from retrain.domain.status import (
     AttemptOutcome,
@@ -127,11 +129,14 @@ def test_typed_status_columns_upgrade_rows_in_place_and_refuse_other_values(
         assert isinstance(run.trainer_attempts[0].outcome, AttemptOutcome)
         schedule = schedules.get_schedule(session, "ranker")
         assert schedule.status is ScheduleStatus.PAUSED and schedule.id == run.schedule_id
+        assert schedule.schedule_type is ScheduleType.DAILY
+        assert run.registered_model.model_type is ModelType.RANKING
         assert runs.list_runs(session, status=RunStatus.COMPLETED) == []
     for table, column in (("training_run", "status"), ("training_run", "current_stage"),
                           ("training_run", "error_stage"), ("training_stage", "stage"),
                           ("training_stage", "status"), ("trainer_attempt", "outcome"),
-                          ("training_schedule", "status")):
+                          ("training_schedule", "status"), ("training_schedule", "schedule_type"),
+                          ("registered_model", "model_type")):
         with pytest.raises(IntegrityError), engine_for(url).begin() as connection:
             connection.execute(text(f"UPDATE {table} SET {column} = 'Completed'"))
     with session_maker(url).begin() as session:  # and the store goes on as before

@@ -1,4 +1,5 @@
-"""typed status columns: run, stage, attempt and schedule statuses and stage names as enums
+"""typed status columns: run, stage, attempt and schedule statuses, stage names, model and
+schedule types as enums
 
 Each column keeps its VARCHAR and its lowercase values (stage names stay "ExampleGen" …), so
 existing rows are valid as they are; a named CHECK constraint now keeps every write to the
@@ -30,6 +31,8 @@ STAGES = ("ExampleGen", "StatisticsGen", "SchemaGen", "ExampleValidator", "Trans
 ATTEMPT_OUTCOMES = ("running", "succeeded", "unschedulable", "interrupted", "failed",
                     "cancelled")
 SCHEDULE_STATUSES = ("active", "paused", "completed", "cancelled")
+MODEL_TYPES = ("retrieval", "ranking", "multitask", "user_module")
+SCHEDULE_TYPES = ("once", "hourly", "daily", "weekly", "monthly")
 
 # table -> [(column, values, VARCHAR length, nullable)]; constraints are ck_<table>_<column>.
 COLUMNS: dict[str, list[tuple[str, tuple[str, ...], int, bool]]] = {
@@ -39,7 +42,9 @@ COLUMNS: dict[str, list[tuple[str, tuple[str, ...], int, bool]]] = {
     "training_stage": [("stage", STAGES, 32, False),
                        ("status", STAGE_STATUSES, 16, False)],
     "trainer_attempt": [("outcome", ATTEMPT_OUTCOMES, 16, False)],
-    "training_schedule": [("status", SCHEDULE_STATUSES, 16, False)],
+    "training_schedule": [("status", SCHEDULE_STATUSES, 16, False),
+                          ("schedule_type", SCHEDULE_TYPES, 16, False)],
+    "registered_model": [("model_type", MODEL_TYPES, 32, True)],
 }
 
 
