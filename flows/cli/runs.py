@@ -141,9 +141,10 @@ def _show(args) -> int:
 
 
 def _data(args) -> int:
-    from retrain.services.catalog import data_insights, insights_text
+    from flows.cli.insights import render_insights
+    from retrain.services.catalog import data_insights
 
-    print(insights_text(data_insights(args.run)))
+    print(render_insights(data_insights(args.run)))
     return ExitCode.DONE
 
 

@@ -1,7 +1,7 @@
-"""Per-run data insights read back from the run's TFDV artifacts, for the CLI.
+"""Per-run data insights read back from the run's TFDV artifacts.
 
 StatisticsGen writes one `DatasetFeatureStatisticsList` per split and SchemaGen a
-`schema.pbtxt`; this module turns them into small typed models and a plain-text view.
+`schema.pbtxt`; this module turns them into small typed models (the CLI renders them: flows/cli/insights.py).
 TFDV and TFX are imported inside functions: they take seconds to import.
 """
 
@@ -272,63 +272,3 @@ def read_insights(
 
         schema = schema_features(tfdv.load_schema_text(f"{schema_uri.rstrip('/')}/schema.pbtxt"))
     return DataInsights(splits=splits, schema=schema, html_report=html_report)
-
-
-# --- rendering ------------------------------------------------------------------------------
-
-
-def _fmt(value: float) -> str:
-    if float(value).is_integer() and abs(value) < 1e15:
-        return str(int(value))
-    return f"{value:.2f}" if abs(value) >= 0.01 else f"{value:.3g}"
-
-
-def _pct(value: float | None) -> str:
-    return "?" if value is None else _fmt(value)
-
-
-def _table(headers: list[str], rows: list[list[str]], indent: str = "  ") -> list[str]:
-    widths = [max(len(cell) for cell in column) for column in zip(headers, *rows)]
-
-    def line(cells: list[str]) -> str:
-        return (indent + "  ".join(c.ljust(w) for c, w in zip(cells, widths))).rstrip()
-
-    return [line(headers), line(["-" * w for w in widths]), *(line(row) for row in rows)]
-
-
-def render_insights(insights: DataInsights) -> str:
-    """Plain-text tables of the insights, for a terminal."""
-    out: list[str] = []
-    for split in insights.splits:
-        out.append(f"split {split.split}: {split.rows} rows, {split.features} features")
-        if split.numeric:
-            out += ["", "  numeric features"]
-            out += _table(
-                ["feature", "count", "missing %", "empty %", "mean", "std dev", "min", "median",
-                 "max", "zeros %"],
-                [[f.name, str(f.count), _fmt(f.missing_pct), _pct(f.empty_pct), _fmt(f.mean),
-                  _fmt(f.std_dev), _fmt(f.min), _fmt(f.median), _fmt(f.max), _fmt(f.zeros_pct)]
-                 for f in split.numeric],
-            )
-        if split.categorical:
-            out += ["", "  categorical features"]
-            out += _table(
-                ["feature", "count", "missing %", "empty %", "unique", "avg length",
-                 "top values"],
-                [[f.name, str(f.count), _fmt(f.missing_pct), _pct(f.empty_pct), str(f.unique),
-                  _fmt(f.avg_length),
-                  ", ".join(f"{value} ({freq})" for value, freq in f.top_values)]
-                 for f in split.categorical],
-            )
-        out.append("")
-    if insights.schema:
-        out.append(f"schema: {len(insights.schema)} features")
-        out += _table(
-            ["feature", "type", "required", "domain", "shape"],
-            [[f.name, f.type, "yes" if f.required else "no", f.domain or "-", f.shape or "-"]
-             for f in insights.schema],
-        )
-    else:
-        out.append("schema: none read")
-    out += ["", f"HTML report: {insights.html_report or 'none'}"]
-    return "\n".join(out) + "\n"

@@ -82,13 +82,6 @@ def data_insights(run_ref: str) -> DataInsights:
                          html_report=report)
 
 
-def insights_text(insights: DataInsights) -> str:
-    """Data insights as the plain-text tables `retrain runs data` prints."""
-    from retrain.adapters.tfdv_insights import render_insights
-
-    return render_insights(insights)
-
-
 # --- best runs -------------------------------------------------------------------------------
 
 KEY_METRICS = {ModelType.RETRIEVAL: "recall_at_100", ModelType.MULTITASK: "recall_at_100",

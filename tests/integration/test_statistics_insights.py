@@ -139,7 +139,7 @@ def test_schema_types_domains_and_presence(insights):
 
 
 def test_render_names_every_feature_and_the_report(insights):
-    from retrain.adapters.tfdv_insights import render_insights
+    from flows.cli.insights import render_insights
 
     assert Path(insights.html_report).is_file()
     text = render_insights(insights)
