@@ -13,7 +13,6 @@ from __future__ import annotations
 import logging
 from typing import Any, Callable
 
-from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
 from retrain.domain.config import PipelineConfig
@@ -21,46 +20,13 @@ from retrain.domain.costs import actual_cost
 from retrain.domain.refs import EpochMetrics, TrainerAttempt, TrainerOutput
 from retrain.domain.stages import Stage
 from retrain.domain.status import RunStatus, StageStatus
+from retrain.services.views import RunIdentity, RunOutcome
 from retrain.store import runs
 from retrain.store import schedules as schedule_store
 from retrain.store.orm import TrainingRun
 from retrain.store.sessions import sessions
 
 logger = logging.getLogger("retrain.lifecycle")
-
-
-class RunIdentity(BaseModel):
-    """Who a run is: what events about it and notifications name."""
-
-    id: str = Field(description="Run id.")
-    name: str = Field(description="Run name.")
-    run_number: int = Field(description="Per registered model.")
-    model_name: str = Field(description="Registered model.")
-    flow_run_id: str | None = Field(default=None, description="Its Prefect flow run.")
-    schedule_id: str | None = Field(default=None, description="Its schedule, if scheduled.")
-    lateness_seconds: float | None = Field(
-        default=None, description="How late after its slot a scheduled run started.")
-
-    @classmethod
-    def of(cls, run: TrainingRun) -> RunIdentity:
-        """From a run row."""
-        return cls(id=run.id, name=run.name, run_number=run.run_number,
-                   model_name=run.registered_model.name, flow_run_id=run.flow_run_id,
-                   schedule_id=run.schedule_id, lateness_seconds=run.lateness_seconds)
-
-
-class RunOutcome(BaseModel):
-    """How a flow run that returned ended: pushed, not blessed, or skipped as late."""
-
-    status: RunStatus = Field(description="completed, not_blessed or skipped.")
-    message: str | None = Field(default=None, description="The final state's message.")
-    metrics: dict[str, Any] | None = Field(default=None, description="Final metrics.")
-    blessed: bool | None = Field(default=None, description="The Evaluator's verdict.")
-    blessing: dict[str, Any] | None = Field(default=None, description="The blessing record.")
-    forced_reason: str | None = Field(default=None, description="Why it was force-blessed.")
-    registered_version: str | None = Field(default=None, description="MLflow version pushed.")
-    mlflow_run_id: str | None = Field(default=None, description="MLflow run of the push.")
-    artifacts: dict[str, Any] | None = Field(default=None, description="Serving URI, reports.")
 
 
 def new_run(session: Session, config: PipelineConfig, **fields: Any) -> TrainingRun:

@@ -226,3 +226,37 @@ class NameCheck(BaseModel):
     runs: int = Field(default=0, description="Runs of that model, if taken.")
     schedule: ScheduleStatus | None = Field(
         default=None, description="Its schedule's status, if taken and scheduled.")
+
+
+class RunIdentity(BaseModel):
+    """Who a run is: what events about it and notifications name."""
+
+    id: str = Field(description="Run id.")
+    name: str = Field(description="Run name.")
+    run_number: int = Field(description="Per registered model.")
+    model_name: str = Field(description="Registered model.")
+    flow_run_id: str | None = Field(default=None, description="Its Prefect flow run.")
+    schedule_id: str | None = Field(default=None, description="Its schedule, if scheduled.")
+    lateness_seconds: float | None = Field(
+        default=None, description="How late after its slot a scheduled run started.")
+
+    @classmethod
+    def of(cls, run: TrainingRun) -> RunIdentity:
+        """From a run row."""
+        return cls(id=run.id, name=run.name, run_number=run.run_number,
+                   model_name=run.registered_model.name, flow_run_id=run.flow_run_id,
+                   schedule_id=run.schedule_id, lateness_seconds=run.lateness_seconds)
+
+
+class RunOutcome(BaseModel):
+    """How a flow run that returned ended: pushed, not blessed, or skipped as late."""
+
+    status: RunStatus = Field(description="completed, not_blessed or skipped.")
+    message: str | None = Field(default=None, description="The final state's message.")
+    metrics: dict[str, Any] | None = Field(default=None, description="Final metrics.")
+    blessed: bool | None = Field(default=None, description="The Evaluator's verdict.")
+    blessing: dict[str, Any] | None = Field(default=None, description="The blessing record.")
+    forced_reason: str | None = Field(default=None, description="Why it was force-blessed.")
+    registered_version: str | None = Field(default=None, description="MLflow version pushed.")
+    mlflow_run_id: str | None = Field(default=None, description="MLflow run of the push.")
+    artifacts: dict[str, Any] | None = Field(default=None, description="Serving URI, reports.")

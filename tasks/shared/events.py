@@ -23,7 +23,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from retrain.services.lifecycle import RunIdentity
+from retrain.services.views import RunIdentity
 
 logger = logging.getLogger("retrain.events")
 

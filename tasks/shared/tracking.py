@@ -15,7 +15,7 @@ from retrain.domain.refs import EpochMetrics, TrainerAttempt, TrainerOutput
 from retrain.domain.stages import Stage
 from retrain.domain.status import RunStatus, StageStatus
 from retrain.services import lifecycle
-from retrain.services.lifecycle import RunIdentity, RunOutcome
+from retrain.services.views import RunIdentity, RunOutcome
 from tasks.shared import events
 
 logger = logging.getLogger("retrain.tracking")

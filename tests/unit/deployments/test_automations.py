@@ -17,7 +17,7 @@ import pytest
 from deployments import automations
 from flows.run_failure import handle_run_failure
 from tasks.shared import events
-from retrain.services.lifecycle import RunIdentity
+from retrain.services.views import RunIdentity
 from retrain.services.schedules import FailureReport
 
 DEPLOYMENT_ID = uuid.uuid4()
