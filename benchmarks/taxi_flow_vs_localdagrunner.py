@@ -40,6 +40,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from measure import start_prefect_server, tree_rss
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 RUNNERS = {"ldr": "LocalDagRunner", "flow": "prefect flow"}
 DEFAULT_BEAM_ARGS = "--direct_running_mode=multi_processing --direct_num_workers=2"
@@ -248,24 +250,6 @@ class Measurement:
         return self.returncode == 0 and bool(self.result)
 
 
-def _tree_rss(proc: Any) -> tuple[int, int]:
-    """Sum of RSS over `proc` and its descendants, and how many processes that was."""
-    import psutil
-
-    try:
-        members = [proc, *proc.children(recursive=True)]
-    except psutil.Error:
-        return 0, 0
-    total = count = 0
-    for member in members:
-        try:
-            total += member.memory_info().rss
-            count += 1
-        except psutil.Error:  # exited between listing and reading
-            continue
-    return total, count
-
-
 def measure(command: list[str], env: dict[str, str], cwd: Path, log: Path) -> Measurement:
     """Run `command`, polling the tree's RSS until it exits."""
     import psutil
@@ -276,7 +260,7 @@ def measure(command: list[str], env: dict[str, str], cwd: Path, log: Path) -> Me
         proc = psutil.Process(child.pid)
         peak = peak_count = 0
         while child.poll() is None:
-            rss, count = _tree_rss(proc)
+            rss, count = tree_rss(proc)
             peak, peak_count = max(peak, rss), max(peak_count, count)
             time.sleep(POLL_SECONDS)
         seconds = time.perf_counter() - started
@@ -287,41 +271,6 @@ def measure(command: list[str], env: dict[str, str], cwd: Path, log: Path) -> Me
         returncode=child.returncode,
         log=log,
     )
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def start_prefect_server(home: Path, log: Path) -> tuple[subprocess.Popen, str, float]:
-    """A real `prefect server start` on loopback, as a deployment has; returns its API URL."""
-    import urllib.request
-
-    port = _free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
-    env.update(PREFECT_HOME=str(home), PREFECT_SERVER_ANALYTICS_ENABLED="false")
-    started = time.monotonic()
-    server = subprocess.Popen(
-        [str(Path(sys.executable).with_name("prefect")), "server", "start",
-         "--host", "127.0.0.1", "--port", str(port)],
-        env=env, stdout=log.open("w"), stderr=subprocess.STDOUT,
-    )
-    url = f"http://127.0.0.1:{port}/api"
-    while time.monotonic() - started < 300:
-        if server.poll() is not None:
-            raise RuntimeError(f"prefect server exited early; see {log}")
-        try:
-            with urllib.request.urlopen(f"{url}/health", timeout=2) as reply:
-                if reply.status == 200:
-                    return server, url, time.monotonic() - started
-        except OSError:
-            time.sleep(0.5)
-    server.terminate()
-    raise RuntimeError(f"prefect server did not answer within 300 s; see {log}")
 
 
 def child_env(runner: str, root: Path, api_url: str | None = None) -> dict[str, str]:

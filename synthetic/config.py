@@ -22,8 +22,9 @@ class SyntheticConfig(BaseModel):
     rows: int = Field(
         default=10_000,
         ge=1_000,
-        le=10_000_000,
-        description="Number of interaction rows to generate across all output files.",
+        le=100_000_000,
+        description="Number of interaction rows to generate across all output files (up to 100M: "
+        "a ~4.8 GB CSV; generation streams in chunks).",
     )
     buyers: int = Field(
         default=500,

@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
+from retrain.domain.engine import BeamConfig, DataConfig
 from retrain.domain.features import FeatureConfig
 from retrain.domain.recommender import (
     GpuConfig,
@@ -157,6 +158,17 @@ class TransformConfig(_Config):
         description="Passed to `preprocessing_fn` as `custom_config` when it accepts one.",
     )
 
+    analysis_rows: int | None = Field(
+        default=1_000_000,
+        ge=1_000,
+        description="Streaming data path, library models: tf.Transform analyses (vocabularies, "
+        "means) an evenly spread sample of at most this many train rows, and the Trainer "
+        "applies the transform graph in its input pipeline instead of reading materialized "
+        "transformed examples. Ids seen only outside the sample map to the OOV bucket. Empty: "
+        "analyse every row (Beam then holds them all). User modules always get the whole "
+        "split, materialized.",
+    )
+
     _absolute_file = field_validator("module_file")(absolute)
 
 
@@ -274,19 +286,6 @@ class PusherConfig(_Config):
     _absolute_base = field_validator("serving_base")(absolute)
 
 
-class BeamConfig(_Config):
-    """Apache Beam settings for ExampleGen, StatisticsGen, Transform and Evaluator."""
-
-    args: list[str] = Field(
-        default_factory=lambda: [
-            "--direct_running_mode=multi_processing",
-            "--direct_num_workers=2",
-        ],
-        description="beam_pipeline_args for every Beam-based executor, e.g. DirectRunner "
-        "options or --runner=DataflowRunner --project=… --region=… --temp_location=gs://….",
-    )
-
-
 class PipelineConfig(_Config):
     """One training run: data, stage settings and destinations."""
 
@@ -330,6 +329,9 @@ class PipelineConfig(_Config):
     )
     pusher: PusherConfig = Field(default_factory=PusherConfig, description="Push destination.")
     beam: BeamConfig = Field(default_factory=BeamConfig, description="Beam pipeline args.")
+    data: DataConfig = Field(
+        default_factory=DataConfig, description="Streaming or Beam data stages, workers."
+    )
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
@@ -406,6 +408,11 @@ class PipelineConfig(_Config):
     def model_type(self) -> ModelType:
         """The registered model's type: the recommender's, or `user_module`."""
         return ModelType(self.model.type) if self.model else ModelType.USER_MODULE
+
+    @property
+    def streaming(self) -> bool:
+        """True when the data stages stream (see DataConfig.engine)."""
+        return self.data.streaming(self.beam.args)
 
     @property
     def trainer_module_file(self) -> str | None:

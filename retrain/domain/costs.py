@@ -234,6 +234,20 @@ def estimate_hours(
     return training_hours * 0.7 + overhead_hours, training_hours * 1.3 + overhead_hours
 
 
+# Input rows per second through the data stages (ExampleGen + StatisticsGen + Transform's
+# analysis) on 2 CPU cores, measured by benchmarks/scale.py (flow vs LocalDagRunner at 1M).
+STREAMING_DATA_ROWS_PER_S = 40_000.0
+BEAM_DATA_ROWS_PER_S = 3_000.0
+
+
+def data_stage_hours(rows: int, streaming: bool) -> float:
+    """Hours the data stages take for `rows` input rows on the path that will run."""
+    if rows < 0:
+        raise ValueError(f"rows must be >= 0, got {rows}")
+    rate = STREAMING_DATA_ROWS_PER_S if streaming else BEAM_DATA_ROWS_PER_S
+    return rows / rate / 3600.0
+
+
 class _Rate(NamedTuple):
     """The billed hourly rate of one machine with its GPUs, and what it is made of."""
 

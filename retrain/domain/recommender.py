@@ -257,3 +257,8 @@ class RecommenderSpec(_Config):
         description="Checkpoint every epoch here and resume from the last checkpoint found "
         "(set by the platform for a Trainer pod that may be preempted; not a cache input).",
     )
+    raw_examples: bool = Field(
+        default=False,
+        description="The Trainer's examples are raw (Transform materialized nothing): run_fn "
+        "applies the transform graph in its input pipeline (set by the platform).",
+    )

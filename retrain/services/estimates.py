@@ -1,7 +1,8 @@
 """A run's cost and duration before it starts (`retrain runs estimate`, `runs start`).
 
-The duration comes from the model's last finished run, scaled by epochs; a first run uses
-the input's row count at the measured CPU throughput. The price is the GPU config's
+The duration comes from the model's last finished run on the same data path (streaming or
+Beam), scaled by epochs; otherwise from the input's row count at the measured throughput of
+training and of the data stages on the path that will run. The price is the GPU config's
 (`retrain/domain/costs.py`).
 """
 
@@ -11,7 +12,14 @@ from glob import glob
 from pathlib import Path
 
 from retrain.domain.config import PipelineConfig
-from retrain.domain.costs import CostEstimate, estimate_cost, estimate_hours
+from retrain.domain.costs import (
+    BEAM_DATA_ROWS_PER_S,
+    STREAMING_DATA_ROWS_PER_S,
+    CostEstimate,
+    data_stage_hours,
+    estimate_cost,
+    estimate_hours,
+)
 from retrain.domain.status import RunStatus
 from retrain.services.configs import epochs, stored_config
 from retrain.store import runs
@@ -50,6 +58,12 @@ def input_rows(config: PipelineConfig) -> int | None:
     return sum(csv_rows(f) for f in files)
 
 
+def _same_path(snapshot: dict | None, config: PipelineConfig) -> bool:
+    """Whether a stored run's data stages took the path this config's will."""
+    stored = stored_config(snapshot)
+    return stored is not None and stored.streaming == config.streaming
+
+
 def estimate_run(config: PipelineConfig) -> tuple[CostEstimate | None, str]:
     """Cost and duration before start, and the basis it was made on (or why there is none)."""
     with sessions()() as session:
@@ -57,7 +71,8 @@ def estimate_run(config: PipelineConfig) -> tuple[CostEstimate | None, str]:
         previous = next(
             (r for r in sorted(model.runs, key=lambda r: -r.run_number)
              if r.duration_seconds and r.status == RunStatus.COMPLETED
-             and r.deleted_at is None),
+             and r.deleted_at is None
+             and _same_path(r.config, config)),
             None,
         ) if model else None
         if previous is not None:
@@ -71,8 +86,13 @@ def estimate_run(config: PipelineConfig) -> tuple[CostEstimate | None, str]:
             if rows is None:
                 return None, ("no estimate: no finished run of this model yet and the input's "
                               "size cannot be read cheaply")
-            low_high = estimate_hours(rows, epochs(config), DEFAULT_EXAMPLES_PER_SECOND)
-            basis = f"from {rows:,} input rows at {DEFAULT_EXAMPLES_PER_SECOND:,.0f} examples/s"
+            data_hours = data_stage_hours(rows, config.streaming)
+            low_high = estimate_hours(rows, epochs(config), DEFAULT_EXAMPLES_PER_SECOND,
+                                      overhead_hours=0.05 + data_hours)
+            path, rate = (("streaming", STREAMING_DATA_ROWS_PER_S) if config.streaming
+                          else ("Beam", BEAM_DATA_ROWS_PER_S))
+            basis = (f"from {rows:,} input rows: training at {DEFAULT_EXAMPLES_PER_SECOND:,.0f} "
+                     f"examples/s, data stages ({path}) at {rate:,.0f} rows/s")
     try:
         estimate = estimate_cost(config.gpu, hours=low_high)
     except ValueError as exc:

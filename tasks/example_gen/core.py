@@ -7,6 +7,7 @@ from retrain.domain.config import InputConfig, PipelineConfig
 from tasks.shared.fingerprint import InputDataError, fingerprint, list_data_files
 from retrain.domain.refs import StageOutput
 from retrain.adapters.tfx import proto_json, run_executor
+from retrain.domain.progress import ProgressUnit, reporter
 from retrain.domain.stages import Stage
 
 STAGE = Stage.EXAMPLE_GEN
@@ -30,9 +31,24 @@ def input_files(source: InputConfig) -> list[str]:
     return list_data_files(source.uri, source.pattern)
 
 
+STREAMING_FORMATS = ("csv", "parquet", "tfrecord")
+
+
+def streams(config: PipelineConfig) -> bool:
+    """True when this run's ExampleGen takes the streaming path.
+
+    BigQuery input and the time-holdout split (which needs the latest timestamp before it
+    can split anything) stay on TFX's Beam executors.
+    """
+    source = config.input
+    return (config.streaming and source.format in STREAMING_FORMATS
+            and source.split.strategy == "hash")
+
+
 def plan(config: PipelineConfig) -> StagePlan:
-    """Fingerprint: the input config and the content of every data file."""
-    fp = fingerprint(STAGE, {"input": config.input}, input_files(config.input))
+    """Fingerprint: the input config, the path that runs, the content of every data file."""
+    parts = {"input": config.input, "streaming": streams(config)}
+    fp = fingerprint(STAGE, parts, input_files(config.input))
     return StagePlan.for_stage(config, STAGE, fp)
 
 
@@ -87,12 +103,46 @@ def split_configs(source: InputConfig) -> tuple[str, str]:
 
 
 def run(plan: StagePlan, config: PipelineConfig) -> StageOutput:
-    """Run the format's TFX ExampleGen executor (or its time-holdout variant)."""
+    """Write train/eval Examples: streaming, or the format's TFX ExampleGen executor."""
     source = config.input
     files = input_files(source)
     if files:
         check_not_empty(source, files)
+    if streams(config):
+        return run_streaming(plan, config, files)
+    return run_beam(plan, config)
 
+
+def run_streaming(plan: StagePlan, config: PipelineConfig, files: list[str]) -> StageOutput:
+    """Stream the files through worker processes into sharded gzipped TFRecords.
+
+    The split is TFX's: sha256 of each example's deterministic serialization (or of the
+    partition feature) into the configured hash buckets, so rows land where TFX puts them.
+    """
+    from tfx.dsl.io import fileio
+
+    from retrain.adapters.streaming.csv_units import DataFormatError
+    from retrain.adapters.streaming.example_gen import SplitRule, generate_examples
+
+    split = config.input.split
+    rule = SplitRule(names=("train", "eval"), buckets=(split.train_buckets, split.eval_buckets),
+                     partition_feature=split.partition_feature)
+    if fileio.exists(plan.output_dir):
+        fileio.rmtree(plan.output_dir)
+    try:
+        examples, _rows = generate_examples(
+            config.input.format, files, f"{plan.output_dir}/examples", rule,
+            workers=config.data.workers, unit_bytes=config.data.unit_mb << 20,
+            progress=reporter(ProgressUnit.BYTES, "read"),
+        )
+    except DataFormatError as exc:
+        raise InputDataError(str(exc)) from None
+    return StageOutput(stage=STAGE, fingerprint=plan.fingerprint, artifacts={"examples": examples})
+
+
+def run_beam(plan: StagePlan, config: PipelineConfig) -> StageOutput:
+    """TFX's ExampleGen executor for the format, with the run's Beam args."""
+    source = config.input
     from tfx.proto import example_gen_pb2
 
     input_json, output_json = split_configs(source)

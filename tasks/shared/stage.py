@@ -9,7 +9,8 @@ from typing import Any, Callable, TypeVar
 from prefect import get_run_logger, task
 
 from tasks.shared.caching import StageCache, StagePlan, write_marker
-from tasks.shared.progress import advance_progress
+from tasks.shared.progress import advance_progress, stage_sink
+from retrain.domain.progress import reporting_to
 from retrain.domain.status import StageStatus
 from retrain.domain.refs import StageOutput
 from retrain.adapters.tfx import prepare_tf_environment
@@ -74,7 +75,8 @@ def run_stage(
     try:
         plan = planner(*args)
         logger.info("%s writing to %s", stage, plan.output_dir)
-        output = core(plan, *args)
+        with reporting_to(stage_sink(stage, flow_run_id, logger)):
+            output = core(plan, *args)
     except Exception as exc:  # every failure must name its stage for the run record
         error = exc if isinstance(exc, StageError) else StageError(stage, describe_error(exc))
         record_stage(flow_run_id, stage, StageStatus.FAILED,

@@ -7,6 +7,7 @@ from retrain.domain.config import PipelineConfig
 from tasks.shared.fingerprint import fingerprint
 from retrain.domain.refs import SplitStats, StageOutput, StatisticsOutput
 from retrain.adapters.tfx import run_executor
+from retrain.domain.progress import ProgressUnit, reporter
 from retrain.domain.stages import Stage
 
 STAGE = Stage.STATISTICS_GEN
@@ -14,8 +15,10 @@ EXECUTOR = "tfx.components.statistics_gen.executor.Executor"
 
 
 def plan(config: PipelineConfig, examples: StageOutput) -> StagePlan:
-    """Fingerprint: the examples' fingerprint and the label the run expects."""
-    fp = fingerprint(STAGE, {"examples": examples.fingerprint, "label": config.label_column})
+    """Fingerprint: the examples, the label the run expects, the path that runs."""
+    parts = {"examples": examples.fingerprint, "label": config.label_column,
+             "streaming": config.streaming}
+    fp = fingerprint(STAGE, parts)
     return StagePlan.for_stage(config, STAGE, fp)
 
 
@@ -51,15 +54,32 @@ def check_splits(splits: dict[str, SplitStats], names: list[str], label: str | N
 
 
 def run(plan: StagePlan, config: PipelineConfig, examples: StageOutput) -> StatisticsOutput:
-    """Compute statistics with TFDV, summarise them and write the HTML report beside them."""
-    artifacts = run_executor(
-        EXECUTOR,
-        inputs={"examples": examples["examples"]},
-        outputs={"statistics": "ExampleStatistics"},
-        exec_properties={"exclude_splits": "[]"},
-        output_dir=plan.output_dir,
-        beam_args=config.beam.args,
-    )
+    """Compute statistics with TFDV, summarise them and write the HTML report beside them.
+
+    Streaming: TFDV's combiners over each shard in worker processes, merged here (unique
+    counts from TFDV's sketch); otherwise TFX's StatisticsGen executor on Beam.
+    """
+    if config.streaming:
+        from tfx.dsl.io import fileio
+
+        from retrain.adapters.streaming.statistics import generate_statistics
+
+        if fileio.exists(plan.output_dir):
+            fileio.rmtree(plan.output_dir)
+        artifacts = {"statistics": generate_statistics(
+            examples["examples"], f"{plan.output_dir}/statistics", workers=config.data.workers,
+            progress=reporter(ProgressUnit.BYTES, "of examples summarised"),
+            unit_bytes=config.data.unit_mb << 20,
+        )}
+    else:
+        artifacts = run_executor(
+            EXECUTOR,
+            inputs={"examples": examples["examples"]},
+            outputs={"statistics": "ExampleStatistics"},
+            exec_properties={"exclude_splits": "[]"},
+            output_dir=plan.output_dir,
+            beam_args=config.beam.args,
+        )
     from tensorflow_data_validation.utils import display_util
     from tfx.components.statistics_gen import stats_artifact_utils
     from tfx.dsl.io import fileio

@@ -114,7 +114,10 @@ def run(
     module_file, function, custom_config = user_function(config)
     recommender = function is not None
     gpus_visible: list[str] = []
+    # Transform names raw `examples` when it left the graph to the Trainer's input pipeline.
+    raw = "transformed_examples" not in transform.artifacts
     if recommender:
+        custom_config["raw_examples"] = raw
         if checkpoints:
             custom_config["checkpoint_dir"] = checkpoints
     elif config.gpu.enabled:
@@ -128,7 +131,7 @@ def run(
     artifacts = run_executor(
         EXECUTOR,
         inputs={
-            "examples": transform["transformed_examples"],
+            "examples": transform["examples" if raw else "transformed_examples"],
             "transform_graph": transform["transform_graph"],
             "schema": schema["schema"],
         },

@@ -42,7 +42,9 @@ class Corpus:
 
 
 def _dataset(fn_args, files, schema, batch_size: int, shuffle: bool, seed: int | None,
-             buffer: int) -> tf.data.Dataset:
+             buffer: int, raw: tft.TFTransformOutput | None = None) -> tf.data.Dataset:
+    if raw is not None:
+        return raw_dataset(files, raw, batch_size, shuffle, seed, buffer)
     options = tfxio.TensorFlowDatasetOptions(
         batch_size=batch_size,
         num_epochs=1,
@@ -51,6 +53,37 @@ def _dataset(fn_args, files, schema, batch_size: int, shuffle: bool, seed: int |
         shuffle_seed=seed,
     )
     return fn_args.data_accessor.tf_dataset_factory(files, options, schema)
+
+
+def raw_dataset(files, tft_output: tft.TFTransformOutput, batch_size: int, shuffle: bool,
+                seed: int | None, buffer: int) -> tf.data.Dataset:
+    """Raw tf.Examples, transformed in the input pipeline by the Transform graph.
+
+    Streaming runs materialize no transformed examples: each batch is parsed with the raw
+    feature spec and passed through `transform_features_layer()`, giving the same features
+    TFXIO would read from materialized ones. Shards are interleaved (and shuffled) so that
+    a batch mixes rows from across the input, not one file's stretch of it.
+    """
+    files = sorted(path for pattern in files for path in tf.io.gfile.glob(pattern))
+    if not files:
+        raise ValueError("the Trainer's examples hold no files")
+    compression = "GZIP" if files and files[0].endswith(".gz") else None
+    names = tf.data.Dataset.from_tensor_slices(files)
+    if shuffle:
+        names = names.shuffle(len(files), seed=seed)
+    records = names.interleave(
+        lambda name: tf.data.TFRecordDataset(name, compression_type=compression),
+        cycle_length=max(1, min(len(files), 16)), block_length=64,
+        num_parallel_calls=tf.data.AUTOTUNE, deterministic=seed is not None or not shuffle,
+    )
+    if shuffle and buffer > 0:
+        records = records.shuffle(buffer, seed=seed)
+    layer = tft_output.transform_features_layer()
+    spec = tft_output.raw_feature_spec()
+    return records.batch(batch_size).map(
+        lambda serialized: layer(tf.io.parse_example(serialized, spec)),
+        num_parallel_calls=tf.data.AUTOTUNE,
+    ).prefetch(tf.data.AUTOTUNE)
 
 
 def _rows(value) -> np.ndarray | list:
@@ -151,20 +184,21 @@ def run_fn(fn_args) -> None:
     tft_output = tft.TFTransformOutput(fn_args.transform_output)
     schema = tft_output.transformed_metadata.schema
     id_column = spec.features.candidate_id_feature.xf_name()
+    raw = tft_output if spec.raw_examples else None
 
     corpus = build_corpus(
-        _dataset(fn_args, fn_args.train_files, schema, 4096, False, None, 0),
+        _dataset(fn_args, fn_args.train_files, schema, 4096, False, None, 0, raw),
         spec.features, tft_output,
     )
     logger.info("candidate corpus: %d candidates", len(corpus.ids))
     train = _dataset(fn_args, fn_args.train_files, schema, params.batch_size, True,
-                     params.seed, params.shuffle_buffer)
+                     params.seed, params.shuffle_buffer, raw)
     validation = None
     callbacks: list[tf.keras.callbacks.Callback] = []
     if params.epoch_eval_rows > 0:
         steps = math.ceil(params.epoch_eval_rows / params.batch_size)
         validation = _dataset(fn_args, fn_args.eval_files, schema, params.batch_size, False,
-                              None, 0).take(steps).cache()
+                              None, 0, raw).take(steps).cache()
         if spec.model.has_retrieval:
             callbacks.append(RecallCallback(list(validation), corpus, id_column))
     if params.early_stopping.enabled:

@@ -24,7 +24,7 @@ def _examples(ref, split: str) -> list:
     return [tf.train.Example.FromString(raw.numpy()) for raw in dataset]
 
 
-def _run_example_gen(tmp_path: Path, fmt: str, split: dict):
+def _run_example_gen(tmp_path: Path, fmt: str, split: dict, engine: str = "auto"):
     from synthetic import SyntheticConfig, generate
     from tasks.example_gen import core
     from retrain.domain.config import PipelineConfig
@@ -41,14 +41,16 @@ def _run_example_gen(tmp_path: Path, fmt: str, split: dict):
         "transform": {"module_file": str(MODULE)},
         "evaluator": {"label_key": "rating_xf"},
         "beam": {"args": ["--direct_running_mode=in_memory"]},
+        "data": {"engine": engine},
     })
     output = core.run(core.plan(config), config)
     return output["examples"]
 
 
+@pytest.mark.parametrize("engine", ["streaming", "beam"])
 @pytest.mark.parametrize("fmt", ["csv", "parquet", "tfrecord"])
-def test_every_format_yields_all_rows_in_an_80_20_hash_split(tmp_path, fmt):
-    examples = _run_example_gen(tmp_path, fmt, {"strategy": "hash"})
+def test_every_format_yields_all_rows_in_an_80_20_hash_split(tmp_path, fmt, engine):
+    examples = _run_example_gen(tmp_path, fmt, {"strategy": "hash"}, engine)
     assert examples.split_names == ["train", "eval"]
     train, evaluation = _examples(examples, "train"), _examples(examples, "eval")
     assert len(train) + len(evaluation) == ROWS

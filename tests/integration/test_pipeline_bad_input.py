@@ -20,7 +20,7 @@ def root(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("bad-input")
 
 
-def _run(root: Path, data: Path, **overrides):
+def _run(root: Path, data_dir: Path, **overrides):
     from flows.training_pipeline import training_pipeline
     from retrain.domain.examples import rating_config
 
@@ -31,7 +31,7 @@ def _run(root: Path, data: Path, **overrides):
         "trainer": {"train_steps": 100, "eval_steps": 10},
         "beam": BEAM,
     }
-    config = rating_config(data, **{**values, **overrides})
+    config = rating_config(data_dir, **{**values, **overrides})
     return config, training_pipeline(config, return_state=True)
 
 
@@ -84,9 +84,54 @@ def test_malformed_csv_rows(prefect_harness, root, tiny_interactions):
     first = sorted(data.glob("*.csv"))[0]
     with first.open("a") as handle:
         handle.write("B000001,P000001,cat_01,city_01,1700000000,2,4.5,EXTRA\n")
+    line = first.read_text().count("\n")
     _, state = _run(root, data)
-    _assert_failed_at(state, "ExampleGen", "malformed CSV row", root)
+    _assert_failed_at(state, "ExampleGen", f"{first} line {line}: 8 field(s) where the header "
+                      "has 7", root)
     assert "EXTRA" in state.message
+
+
+def test_malformed_csv_rows_on_the_beam_path_too(prefect_harness, root, tiny_interactions):
+    data = _copy_data(tiny_interactions, root / "malformed-beam")
+    with sorted(data.glob("*.csv"))[0].open("a") as handle:
+        handle.write("B000001,P000001,cat_01,city_01,1700000000,2,4.5,EXTRA\n")
+    _, state = _run(root, data, data={"engine": "beam"})
+    _assert_failed_at(state, "ExampleGen", "malformed CSV row", root)
+
+
+def test_a_value_that_is_not_a_number_names_its_column_and_line(prefect_harness, root,
+                                                                tiny_interactions):
+    data = _copy_data(tiny_interactions, root / "not-a-number")
+    first = sorted(data.glob("*.csv"))[0]
+    lines = first.read_text().splitlines()
+    # beyond the rows the column kinds are inferred from (the first 4 MB)
+    padding = lines[1:] * (4_400_000 // len(first.read_bytes()) + 1)
+    lines = lines[:1] + padding + ["B000001,P000001,cat_01,city_01,1700000000,2,n/a"]
+    first.write_text("\n".join(lines) + "\n")
+    _, state = _run(root, data)
+    _assert_failed_at(state, "ExampleGen", f"{first} line {len(lines)}, column 'rating': 'n/a' "
+                      "is not a number", root)
+
+
+def test_bom_and_crlf_csv_trains_with_the_right_column_names(prefect_harness, root,
+                                                            tiny_interactions):
+    from tensorflow_metadata.proto.v0 import statistics_pb2
+
+    data = _copy_data(tiny_interactions, root / "bom-crlf")
+    for path in data.glob("*.csv"):
+        path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes().replace(b"\n", b"\r\n"))
+    # its own model and serving base: the other tests check that nothing was pushed
+    _, state = _run(root, data, model_name="bom-crlf",
+                    pusher={"serving_base": str(root / "bom-serving")})
+    assert state.is_completed(), state.message  # Transform found 'buyer_id', Trainer ran
+    summary = state.result()
+    assert sum(summary.rows.values()) == 2_000
+    stats = Path(summary.statistics_report).parent / "statistics" / "Split-train"
+    proto = statistics_pb2.DatasetFeatureStatisticsList.FromString(
+        (stats / "FeatureStats.pb").read_bytes())
+    names = sorted(f.path.step[0] for f in proto.datasets[0].features)
+    assert names == sorted(["buyer_id", "product_id", "category", "city", "timestamp",
+                            "quantity", "rating"])
 
 
 def test_label_column_that_does_not_exist(prefect_harness, root, tiny_interactions):

@@ -226,8 +226,17 @@ def test_cost_estimate_from_rows_then_from_the_last_finished_run(store, tmp_path
 
     config = PipelineConfig.model_validate(
         _config(tmp_path) | {"gpu": {"enabled": True, "count": 2, "type": "T4"}})
+    from retrain.domain.costs import BEAM_DATA_ROWS_PER_S, STREAMING_DATA_ROWS_PER_S
+    from retrain.domain.engine import DataEngine
+
+    beam = config.model_copy(update={"data": config.data.model_copy(
+        update={"engine": DataEngine.BEAM})})
     estimate, basis = estimates.estimate_run(config)
-    assert basis == "from 600 input rows at 30,000 examples/s"
+    assert basis == ("from 600 input rows: training at 30,000 examples/s, data stages "
+                     f"(streaming) at {STREAMING_DATA_ROWS_PER_S:,.0f} rows/s")
+    on_beam, beam_basis = estimates.estimate_run(beam)
+    assert beam_basis.endswith(f"data stages (Beam) at {BEAM_DATA_ROWS_PER_S:,.0f} rows/s")
+    assert on_beam.high_hours > estimate.high_hours  # the slower path is estimated slower
     assert estimate.gpu_count == 2 and estimate.gpu_type == "nvidia-tesla-t4"
     assert estimate.hourly_usd == pytest.approx(2 * 0.35 + 0.76)  # 2 × T4 + n1-standard-16
     _record(config.model_dump(mode="json", by_alias=True), RunStatus.COMPLETED, seconds=3600.0)
@@ -236,6 +245,8 @@ def test_cost_estimate_from_rows_then_from_the_last_finished_run(store, tmp_path
     estimate, basis = estimates.estimate_run(doubled)
     assert basis == "from ranker #1 (3600 s, scaled by epochs)"
     assert (estimate.low_hours, estimate.high_hours) == pytest.approx((1.6, 2.4))
+    # a run whose data stages took the other path says nothing about this one
+    assert estimates.estimate_run(beam)[1] == beam_basis
     ref = operations.create_run(doubled)  # and the pending run carries it
     with sessions()() as session:
         assert runs.get_run(session, ref.id).estimated_cost == pytest.approx(estimate.high_usd)

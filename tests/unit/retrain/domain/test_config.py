@@ -124,3 +124,26 @@ def test_bad_overrides_are_named_like_any_bad_config():
         with_overrides(base, {"training": {"epochs": 0}})
     with pytest.raises(ValidationError, match=r"training\.epoch\n.*Extra inputs are not permitted"):
         with_overrides(base, {"training": {"epoch": 3}})
+
+
+@pytest.mark.parametrize(
+    ("data", "beam_args", "streaming"),
+    [
+        ({}, ["--direct_running_mode=multi_processing", "--direct_num_workers=2"], True),
+        ({}, ["--runner=DirectRunner"], True),
+        ({}, ["--runner=DataflowRunner", "--project=p"], False),
+        ({}, ["--runner", "FlinkRunner"], False),
+        ({"engine": "beam"}, ["--direct_running_mode=in_memory"], False),
+        ({"engine": "streaming"}, ["--runner=SparkRunner"], True),
+    ],
+)
+def test_the_data_path_follows_the_engine_and_the_beam_runner(data, beam_args, streaming):
+    config = PipelineConfig.model_validate(_valid(data=data, beam={"args": beam_args}))
+    assert config.streaming is streaming
+
+
+def test_data_settings_are_validated_by_name():
+    assert "data.engine" in _error(_valid(data={"engine": "spark"}))
+    assert "data.unit_mb" in _error(_valid(data={"unit_mb": 0}))
+    assert "transform.analysis_rows" in _error(_valid(transform={"module_file": MODULE,
+                                                                 "analysis_rows": 10}))
