@@ -58,6 +58,11 @@ class DataConfig(_Config):
         """True when the data stages take the streaming path."""
         if self.engine is not DataEngine.AUTO:
             return self.engine is DataEngine.STREAMING
-        runners = [arg.split("=", 1)[1] for arg in beam_args if arg.startswith("--runner=")]
-        runners += [beam_args[i + 1] for i, arg in enumerate(beam_args[:-1]) if arg == "--runner"]
-        return all(runner.lower() in ("directrunner", "direct") for runner in runners)
+        return direct_runner(beam_args)
+
+
+def direct_runner(beam_args: list[str]) -> bool:
+    """True when `beam_args` run Beam on this machine (no --runner, or the DirectRunner)."""
+    runners = [arg.split("=", 1)[1] for arg in beam_args if arg.startswith("--runner=")]
+    runners += [beam_args[i + 1] for i, arg in enumerate(beam_args[:-1]) if arg == "--runner"]
+    return all(runner.lower() in ("directrunner", "direct") for runner in runners)

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from tasks.shared.caching import StagePlan
 from retrain.domain.config import PipelineConfig
+from retrain.domain.engine import direct_runner
 from tasks.shared.fingerprint import fingerprint, module_sources
 from retrain.domain.refs import StageOutput
 from retrain.adapters.tfx import package_user_module, proto_json, run_executor
@@ -33,6 +34,18 @@ def in_trainer(config: PipelineConfig) -> bool:
     graph in its input pipeline. A user module's run_fn expects transformed examples.
     """
     return config.streaming and config.features is not None
+
+
+def beam_args(config: PipelineConfig) -> list[str]:
+    """Transform's Beam args: a bounded analysis sample on this machine runs in-process.
+
+    Measured at 800k rows: in-process 45 s and 1.0 GB peak, two Beam worker processes 48 s
+    and 2.4 GB (each imports TensorFlow). A distributed runner keeps the run's own args.
+    """
+    bounded = in_trainer(config) and config.transform.analysis_rows is not None
+    if bounded and direct_runner(config.beam.args):
+        return ["--direct_running_mode=in_memory"]
+    return list(config.beam.args)
 
 
 def plan(config: PipelineConfig, examples: StageOutput, schema: StageOutput) -> StagePlan:
@@ -114,5 +127,5 @@ def _run_transform(plan: StagePlan, config: PipelineConfig, examples, schema: St
             "disable_statistics": 1,
         },
         output_dir=plan.output_dir,
-        beam_args=config.beam.args,
+        beam_args=beam_args(config),
     )

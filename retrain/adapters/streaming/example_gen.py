@@ -17,6 +17,8 @@ from retrain.adapters.streaming.sources import TfrecordUnit, Unit
 from retrain.domain.refs import ArtifactRef
 
 FILE_NAME = "data_tfrecord"
+# Units are never cut smaller than this: below it, starting a worker costs more than it saves.
+MIN_UNIT_BYTES = 8 << 20
 
 
 @dataclass(frozen=True)
@@ -125,9 +127,16 @@ def generate_examples(
 ) -> tuple[ArtifactRef, dict[str, int]]:
     """Write the Examples artifact at `examples_uri`; return it and its rows per split.
 
-    `progress(done_bytes, total_bytes)` is called as each unit finishes.
+    Input smaller than one unit per worker is cut finer (down to `MIN_UNIT_BYTES`), so that
+    every core works on a mid-sized file too. `progress(done_bytes, total_bytes)` is called
+    as each unit finishes.
     """
-    units = sources.plan(format_name, files, unit_bytes)
+    from retrain.adapters.streaming.csv_units import file_size
+    from retrain.adapters.streaming.pool import worker_count
+
+    total = sum(file_size(path) for path in files)
+    per_worker = -(-total // worker_count(workers, 1 << 20))
+    units = sources.plan(format_name, files, max(MIN_UNIT_BYTES, min(unit_bytes, per_worker)))
     jobs = [ConvertJob(unit=unit, index=index, units=len(units), examples_uri=examples_uri,
                        rule=rule) for index, unit in enumerate(units)]
     results = run_units(convert_unit, jobs, workers, progress, size=lambda job: job.unit.size)

@@ -67,7 +67,8 @@ def sample_split(
     unit_bytes: int = UNIT_BYTES,
 ) -> tuple[ArtifactRef, int]:
     """An Examples artifact at `sample_uri` whose `split` holds about `max_rows` rows
-    (sampled in this process when the split is under a quarter of `unit_bytes`)."""
+    (sampled in this process when the split is under a quarter of `unit_bytes`), and its
+    row count; `examples` itself when the split is no larger than that."""
     import fsspec
 
     fs, base = fsspec.core.url_to_fs(examples.split_uri(split))
@@ -76,7 +77,10 @@ def sample_split(
     if not files:
         raise ValueError(f"split {split!r} of {examples.uri} holds no files")
     sizes = {path: fs.size(path[len(protocol):]) for path in files}
-    stride = max(1, math.ceil(estimate_records(files, sizes) / max_rows))
+    records = estimate_records(files, sizes)
+    if records <= max_rows:  # the whole split is the sample: nothing to copy
+        return examples, records
+    stride = math.ceil(records / max_rows)
     jobs = [
         SampleJob(source=path, target=shard_path(sample_uri, split, index, len(files)),
                   stride=stride, size=sizes[path])

@@ -21,7 +21,7 @@ def test_defaults_are_valid_and_sized_for_ten_thousand_rows() -> None:
     ("field", "value"),
     [
         ("rows", 999),
-        ("rows", 10_000_001),
+        ("rows", 100_000_001),
         ("products", 0),
         ("buyers", 0),
         ("latent_dim", 0),
