@@ -174,7 +174,8 @@ def report_case(runner: str, label: str, rows: int, trace: Trace, outcome: dict)
     status = "ok" if outcome["ok"] and trace.returncode == 0 else f"FAILED: {outcome['message']}"
     print(f"\n{label} ({rows:,} rows) · {runner} · {status}")
     print(f"  {'stage':<18}{'seconds':>9}{'rows/s':>12}{'peak RSS GB':>13}")
-    windows = {s["stage"]: s for s in outcome["stages"] if s["start"] and s["end"]}
+    windows = {s["stage"]: s for s in outcome["stages"]
+               if s["start"] is not None and s["end"] is not None}
     for stage in STAGES:
         window = windows.get(stage)
         if window is None:
@@ -191,7 +192,7 @@ def report_case(runner: str, label: str, rows: int, trace: Trace, outcome: dict)
 def stage_seconds(outcome: dict, names: list[str]) -> float | None:
     """Summed seconds of the named stages, None if one is missing."""
     windows = {s["stage"]: s["end"] - s["start"] for s in outcome["stages"]
-               if s["start"] and s["end"]}
+               if s["start"] is not None and s["end"] is not None}
     if any(name not in windows for name in names):
         return None
     return sum(windows[name] for name in names)

@@ -60,6 +60,20 @@ def test_every_format_yields_all_rows_in_an_80_20_hash_split(tmp_path, fmt, engi
                         "quantity", "rating"}
 
 
+def test_streaming_example_gen_reports_bytes_read_as_it_goes(tmp_path):
+    from retrain.domain.progress import ProgressUnit, reporting_to
+
+    reports = []
+    with reporting_to(reports.append):
+        _run_example_gen(tmp_path, "csv", {"strategy": "hash"}, "streaming")
+    files = sorted((tmp_path / "data-csv").glob("*.csv"))  # 400-row shards
+    data_bytes = sum(p.stat().st_size - len(p.read_bytes().split(b"\n", 1)[0]) - 1
+                     for p in files)
+    assert [r.done for r in reports][-1] == data_bytes == reports[0].total
+    assert all(r.unit is ProgressUnit.BYTES and r.what == "read" for r in reports)
+    assert len(reports) == len(files)  # one report per unit (here: per file)
+
+
 def test_time_holdout_puts_exactly_the_last_days_in_eval(tmp_path):
     days = 10
     examples = _run_example_gen(

@@ -106,26 +106,6 @@ def test_progress_and_summary_artifacts_are_in_the_prefect_ui(first_run):
     assert summary.push.serving_uri in markdown
 
 
-def test_long_stages_log_their_progress_inside_the_stage(first_run):
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
-    from prefect.logging.handlers import APILogHandler
-
-    _, _, _, flow_run_id = first_run
-    APILogHandler.flush()
-    with get_client(sync_client=True) as client:
-        logs = client.read_logs(
-            log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id])))
-    messages = [log.message for log in logs]
-    files = list(Path(first_run[0].input.uri).glob("*.csv"))
-    # the data rows' bytes: every file but its header line
-    size = sum(p.stat().st_size - len(p.read_bytes().split(b"\n", 1)[0]) - 1 for p in files)
-    assert any(m.startswith("ExampleGen: ") and m.endswith(" read (100%)") for m in messages)
-    assert f"{size / 1024:.1f} of {size / 1024:.1f} KB read" in "\n".join(messages)
-    assert any(m.startswith("StatisticsGen: ") and m.endswith("of examples summarised (100%)")
-               for m in messages)
-
-
 def test_stage_outputs_end_with_a_completion_marker(first_run):
     config, summary, root, _ = first_run
     for stage in STAGES:

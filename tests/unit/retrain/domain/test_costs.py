@@ -194,3 +194,15 @@ def test_actual_cost_uses_measured_seconds():
         seconds=13_320,
     )
     assert cost == pytest.approx(0.876 * 3.7)
+
+
+def test_data_stage_hours_follow_the_path_that_will_run():
+    from retrain.domain.costs import (BEAM_DATA_ROWS_PER_S, STREAMING_DATA_ROWS_PER_S,
+                                      data_stage_hours)
+
+    rows = 41_700_000  # a 2 GB CSV of the synthetic interactions
+    assert data_stage_hours(rows, streaming=True) == pytest.approx(
+        rows / STREAMING_DATA_ROWS_PER_S / 3600)
+    assert data_stage_hours(rows, streaming=False) > 10 * data_stage_hours(rows, streaming=True)
+    with pytest.raises(ValueError, match="rows must be >= 0"):
+        data_stage_hours(-1, streaming=True)

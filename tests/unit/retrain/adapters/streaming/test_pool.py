@@ -21,6 +21,18 @@ def test_results_come_back_in_unit_order_from_worker_processes(tmp_path):
     assert len(done) == 3 and done[-1] == (total, total)
 
 
+def test_progress_comes_as_each_unit_finishes_not_at_the_end(tmp_path):
+    import time
+
+    done = []
+    # one quick unit and one slow one: the quick one must be reported before the slow ends
+    run_units(time.sleep, [0.0, 3.0], workers=2,
+              progress=lambda d, t: done.append((d, time.monotonic())),
+              size=lambda seconds: 1)
+    assert [d for d, _ in done] == [1, 2]
+    assert done[1][1] - done[0][1] > 2.0
+
+
 def test_a_worker_failure_is_raised_as_it_was_raised(tmp_path):
     from retrain.adapters.streaming.csv_units import plan_units
 
