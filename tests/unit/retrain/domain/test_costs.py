@@ -197,8 +197,7 @@ def test_actual_cost_uses_measured_seconds():
 
 
 def test_data_stage_hours_follow_the_path_that_will_run():
-    from retrain.domain.costs import (BEAM_DATA_ROWS_PER_S, STREAMING_DATA_ROWS_PER_S,
-                                      data_stage_hours)
+    from retrain.domain.costs import STREAMING_DATA_ROWS_PER_S, data_stage_hours
 
     rows = 41_700_000  # a 2 GB CSV of the synthetic interactions
     assert data_stage_hours(rows, streaming=True) == pytest.approx(
