@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from prefect import flow
-from prefect.states import Completed
+from prefect.states import Cancelled, Completed
 
 from tasks.evaluator.task import evaluate_model, resolve_baseline
 from tasks.example_gen.task import generate_examples
@@ -13,6 +13,8 @@ from tasks.example_validator.task import validate_examples
 from tasks.pusher.task import push_model
 from tasks.schema_gen.task import generate_schema
 from retrain.domain.config import PipelineConfig, with_overrides
+from retrain.domain.overlap import OverlapAction
+from tasks.shared.overlap_task import check_overlap
 from tasks.shared.slot_task import check_schedule_slot
 from tasks.shared.summary import RunSummary
 from tasks.shared.summary_task import summarize_run
@@ -50,12 +52,19 @@ def training_pipeline(
 
     `run_id` names the state-store record this flow run fills (made beforehand by
     `retrain runs start/rerun`); empty, the run hooks create one. A run of a schedule's
-    deployment that starts too long after its slot is skipped (`retrain/domain/schedule/rules.py`).
+    deployment that starts too long after its slot is skipped (`retrain/domain/schedule/rules.py`);
+    while another run of the model is active, `config.overlap` says whether this one runs
+    too, waits, or ends skipped or cancelled (`retrain/domain/overlap.py`).
     """
     config = with_overrides(config, overrides)
     slot = check_schedule_slot()
     if slot.skip:
         return Completed(name="Skipped", message=slot.reason)
+    overlap = check_overlap()  # config.overlap, while another run of the model is active
+    if overlap.action is OverlapAction.SKIP:
+        return Completed(name="Skipped", message=overlap.reason)
+    if overlap.action is OverlapAction.CANCEL:
+        return Cancelled(message=overlap.reason)
     examples = generate_examples(config)
     statistics = generate_statistics(config, examples)
     schema = generate_schema(config, statistics)

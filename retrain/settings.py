@@ -62,6 +62,32 @@ class RetrainSettings(BaseSettings):
         "TIMEOUT_SECONDS, default 300).",
     )
 
+    heartbeat_seconds: float = Field(
+        default=30.0, gt=0, le=600,
+        description="How often a running training flow run writes its heartbeat to its record.",
+    )
+    heartbeat_timeout_seconds: float = Field(
+        default=180.0, gt=0, le=86400,
+        description="A running record not heard from for this long lost its process (a killed "
+        "worker or node): the overlap policy ignores it and `retrain runs reconcile` ends it "
+        "crashed.",
+    )
+    pending_timeout_seconds: float = Field(
+        default=900.0, gt=0, le=86400,
+        description="A flow run Pending this long (submitted, its process or pod never "
+        "started) is ended crashed by `retrain runs reconcile`.",
+    )
+    overlap_poll_seconds: float = Field(
+        default=5.0, gt=0, le=300,
+        description="How often a run queued by its model's overlap policy looks again.",
+    )
+    api_retries: int = Field(
+        default=7, ge=0, le=12,
+        description="Retries of a Prefect API call answered 429/502/503 (e.g. SQLite's "
+        "'database is locked') or cut off, with exponential backoff (2, 4, 8 … s); "
+        "sets PREFECT_CLIENT_MAX_RETRIES for retrain's own clients.",
+    )
+
     def resolved_database_url(self) -> str:
         """The state store's SQLAlchemy URL."""
         return self.database_url or f"sqlite:///{(self.home / 'state.db').absolute()}"

@@ -7,11 +7,6 @@ before any test module imports Prefect.
 from __future__ import annotations
 
 import os
-import pwd
-import shlex
-import shutil
-import socket
-import subprocess
 import tempfile
 import uuid
 from pathlib import Path
@@ -31,6 +26,8 @@ os.environ.update(
 
 import pytest  # noqa: E402
 
+from postgres_server import pg_admin, pg_bindir, postgres_server  # noqa: E402
+
 
 @pytest.fixture(scope="session")
 def session_dir() -> Path:
@@ -49,60 +46,6 @@ def prefect_harness():
 
 # --- A real PostgreSQL server, started once per session -------------------------------------
 
-_PG_BINARIES = ("initdb", "pg_ctl", "postgres")
-_PG_USER = "retrain"
-
-
-def _pg_bindir() -> Path | None:
-    """The first directory holding initdb, pg_ctl and postgres, preferring PostgreSQL 15."""
-    candidates: list[Path] = []
-    on_path = shutil.which("initdb")
-    if on_path:
-        candidates += [Path(on_path).parent, Path(on_path).resolve().parent]
-    candidates.append(Path("/usr/lib/postgresql/15/bin"))
-    if shutil.which("pg_config"):
-        out = subprocess.run(["pg_config", "--bindir"], capture_output=True, text=True)
-        if out.returncode == 0 and out.stdout.strip():
-            candidates.append(Path(out.stdout.strip()))
-    complete = [d for d in candidates if all((d / b).is_file() for b in _PG_BINARIES)]
-    for bindir in complete:
-        version = subprocess.run(
-            [str(bindir / "postgres"), "--version"], capture_output=True, text=True
-        ).stdout
-        if " 15." in version:
-            return bindir
-    # Another major version still runs; the version test then says what was found.
-    return complete[0] if complete else None
-
-
-def _pg_runas() -> tuple[int, int] | None:
-    """(uid, gid) to run the server as: initdb and pg_ctl refuse to run as root."""
-    if os.geteuid() != 0:
-        return None
-    for name in ("postgres", "nobody"):
-        try:
-            entry = pwd.getpwnam(name)
-        except KeyError:
-            continue
-        return entry.pw_uid, entry.pw_gid
-    raise RuntimeError("running as root and neither user 'postgres' nor 'nobody' exists")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _pg_admin(port: int):
-    """An autocommit connection to the maintenance database, for CREATE/DROP DATABASE."""
-    import psycopg
-
-    return psycopg.connect(
-        host="127.0.0.1", port=port, user=_PG_USER, dbname="postgres", autocommit=True
-    )
-
-
 @pytest.fixture(scope="session")
 def postgres_url(session_dir: Path):
     """A throwaway PostgreSQL 15 server on loopback: yields the SQLAlchemy URL of its
@@ -110,58 +53,13 @@ def postgres_url(session_dir: Path):
 
     Skipped only where no PostgreSQL binaries exist at all, and never when CI is set.
     """
-    bindir = _pg_bindir()
-    if bindir is None:
+    if pg_bindir() is None:
         reason = "no PostgreSQL binaries (initdb, pg_ctl, postgres) found"
         if os.environ.get("CI"):
             pytest.fail(f"{reason}; CI must run the service tests", pytrace=False)
         pytest.skip(reason)
-
-    runas = _pg_runas()
-    root = session_dir / "postgres"
-    root.mkdir(mode=0o700)
-    data, log = root / "data", root / "server.log"
-    if runas is not None:
-        # The server's user must reach its files through the root-only session dir.
-        session_dir.chmod(0o711)
-        os.chown(root, *runas)
-    as_user = {"user": runas[0], "group": runas[1], "extra_groups": []} if runas else {}
-
-    def run(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run(
-            list(args), cwd=root, capture_output=True, text=True, timeout=120, **as_user
-        )
-
-    def server_log() -> str:
-        return log.read_text() if log.exists() else "(no server log)"
-
-    init = run(
-        str(bindir / "initdb"), "-D", str(data), "-U", _PG_USER,
-        "--auth=trust", "-E", "UTF8", "--no-locale", "--no-sync",
-    )  # fmt: skip
-    if init.returncode != 0:
-        raise RuntimeError(f"initdb failed:\n{init.stdout}\n{init.stderr}")
-
-    port = _free_port()
-    # pg_ctl hands -o to a shell.
-    options = f"-p {port} -k {shlex.quote(str(root))} -c listen_addresses=127.0.0.1"
-    options += " -c fsync=off -c max_connections=200"
-    pg_ctl = str(bindir / "pg_ctl")
-    try:
-        start = run(
-            pg_ctl, "-w", "-t", "60", "-D", str(data), "-o", options, "-l", str(log), "start"
-        )
-        if start.returncode != 0:
-            raise RuntimeError(
-                f"pg_ctl start failed:\n{start.stdout}\n{start.stderr}\n"
-                f"--- server log {log} ---\n{server_log()}"
-            )
-        with _pg_admin(port) as conn:
-            conn.execute(f'CREATE DATABASE "{_PG_USER}"')
-        yield f"postgresql+psycopg://{_PG_USER}@127.0.0.1:{port}/{_PG_USER}"
-    finally:
-        # Also after a failed start: pg_ctl may have timed out on a server that did come up.
-        run(pg_ctl, "-D", str(data), "-m", "fast", "-w", "stop")
+    with postgres_server(session_dir / "postgres") as url:
+        yield url
 
 
 @pytest.fixture
@@ -172,9 +70,9 @@ def postgres_db(postgres_url: str):
 
     url = make_url(postgres_url)
     name = f"test_{uuid.uuid4().hex[:16]}"
-    with _pg_admin(url.port) as conn:
+    with pg_admin(url.port) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     yield url.set(database=name).render_as_string(hide_password=False)
-    with _pg_admin(url.port) as conn:
+    with pg_admin(url.port) as conn:
         # FORCE: a connection the test leaked must not keep the database alive.
         conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')

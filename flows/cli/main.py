@@ -12,6 +12,7 @@
     retrain runs show RUN [--no-plot]           stages, metrics, epochs, training curve
     retrain runs data RUN                       statistics and schema summary, TFDV report path
     retrain runs best [--model-type T]          best runs per model type by key metric
+    retrain runs reconcile [--lookback-hours H] record runs that died before their hooks wrote
     retrain models list [--no-sync]             versions, champion, deployed, schedule
     retrain models show NAME                    one model's versions
     retrain models check-name NAME              exit 0 if free, 3 if taken, 2 if invalid
@@ -23,7 +24,9 @@ executes in this process; with it, it is submitted to that Prefect deployment.
 
 Exit codes: 0 done (a run that ended completed or not blessed); 1 the run failed, crashed
 or was cancelled; 2 bad input: invalid config (every bad field is listed), unknown run id
-or model name; 3 name taken; 4 refused in the run's current state (the reason is printed).
+or model name; 3 name taken; 4 refused in the run's current state (the reason is printed);
+5 the Prefect API could not be reached, or answered 429/502/503 past every retry
+(RETRAIN_API_RETRIES; one line names the server and the error).
 The store is RETRAIN_DATABASE_URL (default SQLite under RETRAIN_HOME).
 """
 
@@ -82,6 +85,9 @@ def main(argv: list[str] | None = None) -> int:
     except (LookupError, ValueError) as exc:
         print(exc.args[0] if exc.args else exc, file=sys.stderr)
         return ExitCode.BAD_INPUT
+    except ConnectionError as exc:  # PrefectUnavailable: the server, the last error
+        print(f"unavailable: {exc}", file=sys.stderr)
+        return ExitCode.UNAVAILABLE
 
 
 if __name__ == "__main__":

@@ -156,6 +156,18 @@ def _best(args) -> int:
     return ExitCode.DONE
 
 
+def _reconcile(args) -> int:
+    from retrain.services.reconcile import reconcile
+
+    found = reconcile(lookback_hours=args.lookback_hours)
+    for item in found:
+        print(f"{item.run_name:<28} {item.status.value:<10} "
+              f"{'recorded' if item.created else 'ended'}  flow run {item.flow_run_id}"
+              + (f"  {item.message}" if item.message else ""))
+    print(f"reconciled {len(found)} run(s) with Prefect")
+    return ExitCode.DONE
+
+
 def add_parsers(groups) -> None:
     """Add the `runs` command group to `retrain`."""
     run = groups.add_parser("runs", help="training runs").add_subparsers(dest="cmd", required=True)
@@ -202,6 +214,11 @@ def add_parsers(groups) -> None:
     data = run.add_parser("data", help="data insights: statistics and schema summary (TFDV)")
     data.add_argument("run")
     data.set_defaults(fn=_data)
+    reconcile = run.add_parser("reconcile", help="record runs that ended (or died) without "
+                               "their record saying so, from the Prefect API")
+    reconcile.add_argument("--lookback-hours", type=float, default=72.0,
+                           help="how far back to look for unrecorded flow runs (default 72)")
+    reconcile.set_defaults(fn=_reconcile)
     best = run.add_parser("best", help="best finished runs per model type")
     best.add_argument("--model-type", choices=[t.value for t in ModelType],
                       help="only this model type")

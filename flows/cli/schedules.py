@@ -3,9 +3,11 @@
     retrain schedules preview --type T [when] [--timezone Z] [--count N]
     retrain schedules create (--model M | --run RUN) --type T [when] [--timezone Z]
                              [--name N] [--description D] [--max-lateness-minutes N]
-                             [--pause-after-failures N] [--base-deployment D]
+                             [--pause-after-failures N] [--overlap allow|queue|skip|cancel]
+                             [--base-deployment D]
     retrain schedules list | show SCHEDULE
-    retrain schedules pause | resume | cancel | trigger SCHEDULE
+    retrain schedules pause | resume | cancel SCHEDULE
+    retrain schedules trigger SCHEDULE [--force]   (--force: even while paused)
     retrain schedules delete SCHEDULE --yes
     retrain schedules sync [--base-deployment D]   re-apply every schedule to Prefect
     retrain automations sync [--webhook-url URL] [--block SLUG/NAME]
@@ -59,7 +61,8 @@ def _print_schedule(view) -> None:
                                                if view.status_reason else ""))
     print(f"deployment {view.deployment or '-'}")
     print(f"policy     skip slots started over {view.max_lateness_minutes} min late; pause "
-          f"after {view.pause_after_failures or 'never'} failed runs in a row")
+          f"after {view.pause_after_failures or 'never'} failed runs in a row; overlap "
+          f"{view.overlap.value}")
     print(f"runs       {view.total_runs} total, {view.successful_runs} successful, "
           f"{view.failed_runs} failed, {view.skipped_runs} skipped; success rate {rate}; "
           f"{view.consecutive_failures} failed in a row")
@@ -80,6 +83,7 @@ def _preview(args) -> int:
 
 
 def _create(args) -> int:
+    from retrain.domain.overlap import OverlapPolicy
     from retrain.services.schedules import SchedulePolicy, create_schedule, preview_schedule
 
     from pydantic import ValidationError
@@ -94,7 +98,8 @@ def _create(args) -> int:
         raise InvalidSchedule(exc) from exc
     view = create_schedule(spec, run_ref=args.run, model_name=args.model, name=args.name,
                            description=args.description, policy=policy,
-                           base_deployment=args.base_deployment)
+                           base_deployment=args.base_deployment,
+                           overlap=OverlapPolicy(args.overlap) if args.overlap else None)
     _print_schedule(view)
     print("next runs")
     _print_preview(preview_schedule(spec, 5))
@@ -143,7 +148,7 @@ def _change(action):
 def _trigger(args) -> int:
     from retrain.services.schedules import trigger_schedule
 
-    print(f"started flow run {trigger_schedule(args.schedule)}")
+    print(f"started flow run {trigger_schedule(args.schedule, force=args.force)}")
     return 0
 
 
@@ -193,6 +198,7 @@ def _when(parser: argparse.ArgumentParser) -> None:
 def add_parsers(groups) -> None:
     """Add the `schedules` and `automations` command groups to `retrain`."""
     from deployments.automations import DEFAULT_BLOCK
+    from retrain.domain.overlap import OverlapPolicy
 
     sched = groups.add_parser("schedules", help="retraining schedules (Prefect deployments)")
     cmds = sched.add_subparsers(dest="cmd", required=True)
@@ -211,6 +217,10 @@ def add_parsers(groups) -> None:
                         help="skip a slot whose run starts later than this (default 60)")
     create.add_argument("--pause-after-failures", type=int, default=3,
                         help="pause after this many failed runs in a row; 0: never")
+    create.add_argument("--overlap", choices=[policy.value for policy in OverlapPolicy],
+                        help="while a run of the model is active, a new run: allow (run too), "
+                        "queue (wait), skip or cancel (recorded with the reason); default: "
+                        "the frozen config's")
     create.add_argument("--base-deployment", help="deployment whose infrastructure to copy "
                         "(default RETRAIN_SCHEDULE_BASE_DEPLOYMENT or training-pipeline/manual)")
     create.set_defaults(fn=_create)
@@ -226,6 +236,9 @@ def add_parsers(groups) -> None:
     ):
         cmd = cmds.add_parser(name, help=text)
         cmd.add_argument("schedule")
+        if name == "trigger":
+            cmd.add_argument("--force", action="store_true",
+                             help="run a paused schedule's config anyway (it stays paused)")
         fn = {"show": _show, "trigger": _trigger}.get(name) or _change(action)
         cmd.set_defaults(fn=fn)
     delete = cmds.add_parser("delete", help="delete a schedule and its deployment")

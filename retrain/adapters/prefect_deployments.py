@@ -24,6 +24,7 @@ from uuid import UUID
 from pydantic import BaseModel, ConfigDict, Field
 
 from retrain.domain.clock import utcnow
+from retrain.domain.overlap import OverlapPolicy
 from retrain.domain.schedule.spec import ScheduleSpec, describe
 from retrain.domain.schedule.translate import to_prefect_schedule
 
@@ -71,8 +72,15 @@ def apply(
     config: dict[str, Any], paused: bool, description: str | None = None,
     tags: tuple[str, ...] = (),
 ) -> UUID:
-    """Create or update the schedule's deployment (idempotent); returns its id."""
+    """Create or update the schedule's deployment (idempotent); returns its id.
+
+    Its concurrency limit is the base deployment's (the global limit of training runs),
+    except that a config whose `overlap` is `queue` gets a limit of one with Prefect's
+    ENQUEUE collision strategy: its extra runs wait in AwaitingConcurrencySlot without a
+    process. (Skip and cancel are decided inside the flow, which records the reason.)
+    """
     from prefect.client.schemas.actions import DeploymentScheduleCreate
+    from prefect.client.schemas.objects import ConcurrencyLimitStrategy, ConcurrencyOptions
 
     schedule = DeploymentScheduleCreate(schedule=to_prefect_schedule(spec), active=True,
                                         slug=slug)
@@ -93,7 +101,18 @@ def apply(
         enforce_parameter_schema=base.enforce_parameter_schema,
         pull_steps=base.pull_steps,
         paused=paused,
+        **concurrency_of(base, config, ConcurrencyLimitStrategy, ConcurrencyOptions),
     )
+
+
+def concurrency_of(base: DeploymentResponse, config: dict[str, Any], strategies: Any,
+                   options: Any) -> dict[str, Any]:
+    """`create_deployment`'s concurrency arguments for a schedule of `config`."""
+    if config.get("overlap") == OverlapPolicy.QUEUE.value:
+        return {"concurrency_limit": 1,
+                "concurrency_options": options(collision_strategy=strategies.ENQUEUE)}
+    limit = base.global_concurrency_limit.limit if base.global_concurrency_limit else None
+    return {"concurrency_limit": limit, "concurrency_options": base.concurrency_options}
 
 
 def read(client: SyncPrefectClient, deployment_id: UUID | str) -> ScheduledDeployment | None:

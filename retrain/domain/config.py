@@ -14,6 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 
 from retrain.domain.engine import BeamConfig, DataConfig
 from retrain.domain.features import FeatureConfig
+from retrain.domain.overlap import OverlapPolicy
 from retrain.domain.recommender import (
     GpuConfig,
     ModelConfig,
@@ -331,6 +332,11 @@ class PipelineConfig(_Config):
     beam: BeamConfig = Field(default_factory=BeamConfig, description="Beam pipeline args.")
     data: DataConfig = Field(
         default_factory=DataConfig, description="Streaming or Beam data stages, workers."
+    )
+    overlap: OverlapPolicy = Field(
+        default=OverlapPolicy.ALLOW,
+        description="While another run of this model is active: allow (run side by side), "
+        "queue (wait for it), skip (record skipped) or cancel (record cancelled).",
     )
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)

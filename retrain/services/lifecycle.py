@@ -15,7 +15,8 @@ from typing import Any, Callable
 
 from sqlalchemy.orm import Session
 
-from retrain.domain.config import PipelineConfig
+from retrain.domain.clock import utcnow
+from retrain.domain.config import PipelineConfig, with_overrides
 from retrain.domain.costs import actual_cost
 from retrain.domain.refs import EpochMetrics, TrainerAttempt, TrainerOutput
 from retrain.domain.stages import Stage
@@ -56,8 +57,24 @@ def open_run(config: PipelineConfig, flow_run_id: str, run_id: str | None = None
         if run is None:
             run = new_run(session, config, flow_run_id=flow_run_id)
         schedule_store.link_run(session, run, deployment_id)
-        runs.set_status(session, run.id, RunStatus.RUNNING)
+        runs.set_status(session, run.id, RunStatus.RUNNING, heartbeat_at=utcnow())
         return run.id
+
+
+def record_unopened(session: Session, flow_run: Any, deployment_id: Any = None) -> TrainingRun:
+    """The record of a flow run that ended before its own hooks could open one (crashed at
+    submission, its pod never started, its worker killed), made from the flow run's
+    parameters so it counts in its model's runs and its schedule's statistics."""
+    raw = dict((flow_run.parameters or {}).get("config") or {})
+    try:
+        config = with_overrides(PipelineConfig.model_validate(raw),
+                                (flow_run.parameters or {}).get("overrides"))
+        run = new_run(session, config, flow_run_id=str(flow_run.id))
+    except ValueError:  # an invalid config is itself the failure; keep what there is
+        run = runs.create_run(session, str(raw.get("model_name") or "unknown"), raw,
+                              flow_run_id=str(flow_run.id))
+    schedule_store.link_run(session, run, deployment_id or flow_run.deployment_id)
+    return run
 
 
 def identify(run_id: str) -> RunIdentity:

@@ -84,8 +84,11 @@ def submit(ref: RunRef, config: PipelineConfig, deployment: str | None,
         from prefect.deployments import run_deployment
         from prefect.exceptions import ObjectNotFound
 
+        from retrain.adapters.prefect import api_retries
+
         try:
-            flow_run = run_deployment(deployment, parameters=parameters, timeout=0)
+            with api_retries():
+                flow_run = run_deployment(deployment, parameters=parameters, timeout=0)
         except ObjectNotFound as exc:
             _fail_if_unstarted(ref.id, f"no Prefect deployment named {deployment!r}")
             raise NotFound(f"no Prefect deployment named {deployment!r} (see `prefect "

@@ -19,14 +19,14 @@ Nothing is created in Prefect or the store when either is raised.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
 
 from pydantic import BaseModel, Field
 
 from retrain.adapters import prefect_deployments as prefect_side
 from retrain.adapters.prefect import prefect_client
 from retrain.domain.clock import aware, utcnow
-from retrain.domain.config import PipelineConfig
+from retrain.domain.config import PipelineConfig, with_overrides
+from retrain.domain.overlap import OverlapPolicy
 from retrain.domain.schedule.preview import PreviewRun, preview
 from retrain.domain.schedule.rules import (  # SchedulePolicy, SlotCheck: this API's types
     SchedulePolicy,
@@ -42,14 +42,14 @@ from retrain.domain.schedule.spec import (
     skipped_months,
 )
 from retrain.domain.status import RunStatus, ScheduleStatus
-from retrain.services.lifecycle import new_run
+from retrain.services.lifecycle import record_unopened
 from retrain.services.errors import OperationRefused
 from retrain.services.runs import effective_config, live_run
 from retrain.services.views import ScheduledRun
 from retrain.settings import get_settings
 from retrain.store import runs
 from retrain.store import schedules as store
-from retrain.store.orm import TrainingRun, TrainingSchedule
+from retrain.store.orm import TrainingSchedule
 from retrain.store.schedules import ScheduleExists
 from retrain.store.sessions import sessions
 
@@ -68,6 +68,8 @@ class ScheduleView(BaseModel):
     status_reason: str | None = Field(default=None, description="Why it last changed.")
     deployment: str | None = Field(default=None, description="Its Prefect deployment.")
     max_lateness_minutes: int = Field(description="Late-run policy.")
+    overlap: OverlapPolicy = Field(default=OverlapPolicy.ALLOW,
+                                   description="The frozen config's overlap policy.")
     pause_after_failures: int = Field(description="Circuit breaker threshold.")
     total_runs: int = Field(description="Finished runs (successful, failed, cancelled).")
     successful_runs: int = Field(description="Completed or not blessed.")
@@ -88,6 +90,7 @@ class ScheduleView(BaseModel):
             status=ScheduleStatus(row.status), status_reason=row.status_reason,
             deployment=row.prefect_deployment_name,
             max_lateness_minutes=row.max_lateness_seconds // 60,
+            overlap=OverlapPolicy((row.config or {}).get("overlap") or OverlapPolicy.ALLOW.value),
             pause_after_failures=row.pause_after_failures, total_runs=row.total_runs,
             successful_runs=row.successful_runs, failed_runs=row.failed_runs,
             skipped_runs=row.skipped_runs, consecutive_failures=row.consecutive_failures,
@@ -141,17 +144,21 @@ def create_schedule(
     spec: ScheduleSpec, *, run_ref: str | None = None, model_name: str | None = None,
     name: str | None = None, description: str | None = None,
     policy: SchedulePolicy | None = None, base_deployment: str | None = None,
-    now: dt.datetime | None = None,
+    now: dt.datetime | None = None, overlap: OverlapPolicy | None = None,
 ) -> ScheduleView:
     """Schedule retraining of a model, freezing the config of `run_ref` or of the model's
-    template run, as a Prefect deployment with one schedule; refused if the model has one."""
+    template run (with `overlap`, if given, as its overlap policy), as a Prefect deployment
+    with one schedule; refused if the model has one."""
     policy = policy or SchedulePolicy()
     now = now or utcnow()
     check_once_in_future(spec, now)
     base_name = base_deployment or get_settings().schedule_base_deployment
     with sessions().begin() as session, prefect_client(require_server=True) as client:
         model, config, source_id = _source(session, run_ref=run_ref, model_name=model_name)
-        config = PipelineConfig.model_validate(config).snapshot()
+        frozen = PipelineConfig.model_validate(config)
+        if overlap is not None:
+            frozen = with_overrides(frozen, {"overlap": overlap.value})
+        config = frozen.snapshot()
         existing = store.schedule_of_model(session, model)
         if existing is not None:
             raise OperationRefused(str(ScheduleExists(existing)))
@@ -234,13 +241,19 @@ def delete_schedule(ref: str) -> ScheduleView:
     return view
 
 
-def trigger_schedule(ref: str) -> str:
+def trigger_schedule(ref: str, force: bool = False) -> str:
     """Start a run of the schedule's frozen config now; returns the Prefect flow run id.
 
-    Allowed while active or paused (a paused schedule stays paused)."""
+    Allowed while active; a paused schedule only with `force` (it stays paused), since it
+    was paused for a reason (by a person, or by the circuit breaker after failures)."""
     with sessions()() as session:
         row = store.get_schedule(session, ref)
         _require(row, {ScheduleStatus.ACTIVE, ScheduleStatus.PAUSED}, "triggered")
+        if ScheduleStatus(row.status) is ScheduleStatus.PAUSED and not force:
+            raise OperationRefused(
+                f"schedule {row.id} of {row.registered_model.name!r} is paused "
+                f"({row.status_reason or 'no reason recorded'}); pass --force to start a run "
+                f"anyway (the schedule stays paused), or resume it")
         deployment_id = row.prefect_deployment_id
     with prefect_client(require_server=True) as client:
         return str(prefect_side.run_now(client, deployment_id))
@@ -295,18 +308,6 @@ def schedule_runs(ref: str) -> list[ScheduledRun]:
 _STATUS_OF_STATE = {"Crashed": RunStatus.CRASHED, "Cancelled": RunStatus.CANCELLED}
 
 
-def _record_unopened(session, flow_run: Any) -> TrainingRun:
-    """A flow run that died before opening its record still gets one, so nothing is lost."""
-    raw = (flow_run.parameters or {}).get("config") or {}
-    try:
-        run = new_run(session, PipelineConfig.model_validate(raw), flow_run_id=str(flow_run.id))
-    except ValueError:  # an invalid config is itself the failure; keep what there is
-        run = runs.create_run(session, str(raw.get("model_name") or "unknown"), raw,
-                              flow_run_id=str(flow_run.id))
-    store.link_run(session, run, flow_run.deployment_id)
-    return run
-
-
 def record_failed_run(flow_run_id: str, state_name: str, message: str | None) -> FailureReport:
     """The failure automation's work: make sure the run is recorded as failed (or crashed),
     recount its schedule's statistics and, after too many failures in a row, pause the
@@ -319,7 +320,7 @@ def record_failed_run(flow_run_id: str, state_name: str, message: str | None) ->
         run = runs.run_for_flow_run(session, flow_run_id)
         if run is None:
             with prefect_client(require_server=True) as client:
-                run = _record_unopened(session, client.read_flow_run(flow_run_id))
+                run = record_unopened(session, client.read_flow_run(flow_run_id))
         if not RunStatus(run.status).terminal:
             runs.end_run(session, run.id, status, text)
         report = FailureReport(

@@ -135,6 +135,10 @@ class TrainingRun(Base):
     deployed: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
     started_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    # Last sign of life from the process running the flow run (every RETRAIN_HEARTBEAT_SECONDS).
+    heartbeat_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    # When the model's overlap policy let the run go (retrain/domain/overlap.py).
+    admitted_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     # A deleted run keeps its row (so operations on it are refused with that reason) but
     # loses its artifacts and leaves every listing.
     deleted_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True), index=True)

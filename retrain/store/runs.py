@@ -202,18 +202,21 @@ def record_stage(
 def end_run(session: Session, run_id: str, status: RunStatus, message: str | None) -> TrainingRun:
     """End a run that did not finish: its running stage failed, pending ones were skipped.
 
-    The error stage is the stage that was running (else the last one reached).
+    The error stage is the stage that was running (else the last one reached; none for a
+    run that never reached a stage, e.g. crashed at submission).
     """
     run = get_run(session, run_id)
     failed = next((s for s in run.stages
                    if s.status in (StageStatus.RUNNING, StageStatus.FAILED)), None)
+    reached = run.current_stage  # before skipping the rest moves it
     for stage in run.stages:
         if stage.status in (StageStatus.PENDING, StageStatus.RUNNING):
             record_stage(session, run.id, stage.stage, StageStatus.SKIPPED
                          if stage.status == StageStatus.PENDING else StageStatus.FAILED)
+    run.current_stage = reached
     return set_status(
         session, run.id, status,
-        error_stage=failed.stage if failed else run.current_stage,
+        error_stage=failed.stage if failed else reached,
         error_message=(message or status.value)[:4000],
     )
 

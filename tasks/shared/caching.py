@@ -65,8 +65,10 @@ def marker_exists(plan: StagePlan) -> bool:
 
 
 def write_marker(plan: StagePlan, output: BaseModel) -> None:
-    """Record completion: the stage's output reference, written last."""
+    """Record completion: the stage's output reference, written last (into a directory made
+    here if the stage wrote nothing, e.g. a push of the model that is already the champion)."""
     fs, path = _fs(plan.marker)
+    fs.makedirs(fs._parent(path), exist_ok=True)
     with fs.open(path, "w") as handle:
         handle.write(json.dumps(output.model_dump(mode="json"), indent=1))
 

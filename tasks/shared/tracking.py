@@ -14,7 +14,7 @@ from retrain.domain.config import PipelineConfig, with_overrides
 from retrain.domain.refs import EpochMetrics, TrainerAttempt, TrainerOutput
 from retrain.domain.stages import Stage
 from retrain.domain.status import RunStatus, StageStatus
-from retrain.services import lifecycle
+from retrain.services import lifecycle, overlap
 from retrain.services.views import RunIdentity, RunOutcome
 from tasks.shared import events
 
@@ -92,22 +92,26 @@ def on_flow_running(flow: Any, flow_run: Any, state: Any) -> None:
                                 flow_run.parameters.get("overrides"))
         lifecycle.open_run(config, str(flow_run.id), flow_run.parameters.get("run_id"),
                            str(flow_run.deployment_id) if flow_run.deployment_id else None)
+        overlap.start_heartbeat(str(flow_run.id))
     except Exception:
         logger.warning("could not open the run record", exc_info=True)
 
 
 def on_flow_failure(flow: Any, flow_run: Any, state: Any) -> None:
     """Flow hook: the run failed (a stage raised)."""
+    overlap.stop_heartbeat(flow_run.id)
     _advisory(lifecycle.end_run, flow_run.id, RunStatus.FAILED, state.message)
 
 
 def on_flow_crashed(flow: Any, flow_run: Any, state: Any) -> None:
     """Flow hook: the process or infrastructure died."""
+    overlap.stop_heartbeat(flow_run.id)
     _advisory(lifecycle.end_run, flow_run.id, RunStatus.CRASHED, state.message)
 
 
 def on_flow_cancelled(flow: Any, flow_run: Any, state: Any) -> None:
     """Flow hook: the run was cancelled."""
+    overlap.stop_heartbeat(flow_run.id)
     _advisory(lifecycle.end_run, flow_run.id, RunStatus.CANCELLED, state.message)
 
 
@@ -138,6 +142,7 @@ def outcome_of(state: Any) -> RunOutcome:
 def on_flow_completion(flow: Any, flow_run: Any, state: Any) -> None:
     """Flow hook: completed (pushed), not blessed or skipped as late, with metrics, blessing
     and version; each outcome is also an event."""
+    overlap.stop_heartbeat(flow_run.id)
     outcome = outcome_of(state)
     run = _advisory(lifecycle.finish_run, flow_run.id, outcome)
     _emit_outcome(run, outcome)

@@ -150,17 +150,19 @@ def _submit(request: TrainerRequest, deployment: str) -> UUID:
     from prefect.exceptions import ObjectNotFound
 
     from deployments.gpu_jobs import job_variables
+    from retrain.adapters.prefect import api_retries
 
     config = request.attempt_config
     try:
-        flow_run = run_deployment(
-            name=deployment,
-            parameters={"request": request.model_dump(mode="json", by_alias=True)},
-            job_variables=job_variables(config.gpu),
-            timeout=0,
-            as_subflow=True,
-            tags=["retrain", "trainer", f"attempt-{request.attempt}"],
-        )
+        with api_retries():
+            flow_run = run_deployment(
+                name=deployment,
+                parameters={"request": request.model_dump(mode="json", by_alias=True)},
+                job_variables=job_variables(config.gpu),
+                timeout=0,
+                as_subflow=True,
+                tags=["retrain", "trainer", f"attempt-{request.attempt}"],
+            )
     except ObjectNotFound as exc:
         raise StageError(core.STAGE, (
             f"gpu.deployment: no deployment {deployment!r} on the Prefect server; create it "

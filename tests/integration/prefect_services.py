@@ -172,10 +172,20 @@ def _stop(proc: subprocess.Popen, strays: Callable[[], list[psutil.Process]]) ->
     psutil.wait_procs(leftovers, timeout=STOP_GRACE_S)
 
 
+def asyncpg_url(sqlalchemy_url: str) -> str:
+    """The URL of the same PostgreSQL database for Prefect's server (asyncpg driver)."""
+    from sqlalchemy.engine import make_url
+
+    return make_url(sqlalchemy_url).set(drivername="postgresql+asyncpg").render_as_string(
+        hide_password=False)
+
+
 @contextmanager
-def prefect_server(home: Path, env: dict[str, str] | None = None) -> Iterator[str]:
+def prefect_server(home: Path, env: dict[str, str] | None = None,
+                   database_url: str | None = None) -> Iterator[str]:
     """Run `prefect server start` on a free loopback port with its own PREFECT_HOME and
-    SQLite database under `home`; yield its API URL once /health answers.
+    SQLite database under `home` (or the PostgreSQL database `database_url`, the production
+    set-up); yield its API URL once /health answers.
 
     `env` adds settings (e.g. scheduler loop seconds). The log is `home/server.log`; its
     tail is in the error if the server exits or is not healthy within
@@ -186,7 +196,9 @@ def prefect_server(home: Path, env: dict[str, str] | None = None) -> Iterator[st
     api_url = f"http://127.0.0.1:{port}/api"
     log = home / "server.log"
     settings = {
-        "PREFECT_SERVER_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{home / 'server.db'}",
+        "PREFECT_SERVER_DATABASE_CONNECTION_URL": (
+            asyncpg_url(database_url) if database_url
+            else f"sqlite+aiosqlite:///{home / 'server.db'}"),
         "PREFECT_SERVER_UI_ENABLED": "false",
         **(env or {}),
     }
@@ -279,6 +291,7 @@ def deploy_entrypoint(
     source_dir: Path,
     parameters: dict | None = None,
     job_variables: dict | None = None,
+    concurrency_limit: int | None = None,
 ) -> UUID:
     """Register (or update) deployment `name` of the flow at `entrypoint`
     ("path/file.py:flow_fn", relative to `source_dir`) on work pool `pool`; return its id.
@@ -288,6 +301,7 @@ def deploy_entrypoint(
     a process worker runs the code in place. Call from synchronous code.
     """
     from prefect import Flow
+    from prefect.client.schemas.objects import ConcurrencyLimitConfig
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
     with temporary_settings({PREFECT_API_URL: api_url}):
@@ -297,6 +311,10 @@ def deploy_entrypoint(
             work_pool_name=pool,
             parameters=parameters or {},
             job_variables=job_variables or {},
+            # As prefect.yaml's training_limit: more runs wait in AwaitingConcurrencySlot.
+            concurrency_limit=(ConcurrencyLimitConfig(limit=concurrency_limit,
+                                                      collision_strategy="ENQUEUE")
+                               if concurrency_limit else None),
         )
         return deployment.apply(work_pool_name=pool)
 

@@ -29,7 +29,7 @@ from retrain.domain.status import (
 
 pytestmark = [pytest.mark.service]
 
-HEAD = "0005"
+HEAD = "0006"
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -348,3 +348,16 @@ def test_an_ambiguous_id_prefix_is_refused_naming_it(store):
         assert schedules.get_schedule(session, "abcdef02").registered_model.name == "retriever"
         with pytest.raises(LookupError, match="no training run with id 'abcdef'"):
             runs.get_run(session, "abcdef")
+
+
+def test_a_run_that_never_reached_a_stage_blames_none(store):
+    # A flow run crashed at submission (the worker got a 503): all eight stages are skipped,
+    # and neither the error stage nor the current stage says Pusher.
+    with session_maker(store).begin() as session:
+        run = runs.create_run(session, "ranker", {}, flow_run_id="f-1")
+        runs.end_run(session, run.id, RunStatus.CRASHED, "Flow run could not be submitted")
+    with session_maker(store)() as session:
+        run = runs.run_for_flow_run(session, "f-1")
+        assert run.status == RunStatus.CRASHED and run.error_stage is None
+        assert run.current_stage is None
+        assert {s.status for s in run.stages} == {StageStatus.SKIPPED}

@@ -175,6 +175,11 @@ def test_schedule_fires_at_its_slot_pauses_resumes_and_triggers(prefect):
     assert _upcoming(prefect, view) == []
     with pytest.raises(AssertionError):  # three scheduler loops later: still nothing
         wait_for(lambda: _upcoming(prefect, view), 6, what="no runs while paused")
+    # A paused schedule is not run by accident: trigger says it is paused, until --force.
+    from retrain.services.errors import OperationRefused
+
+    with pytest.raises(OperationRefused, match="is paused .*--force"):
+        scheduling.trigger_schedule("sched-good")
     resumed = scheduling.resume_schedule("sched-good")
     assert resumed.status.value == "active" and resumed.next_run_at == slot
     assert wait_for(lambda: _upcoming(prefect, view) == expected, 30, what="runs after resume")

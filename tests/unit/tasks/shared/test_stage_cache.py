@@ -110,3 +110,14 @@ def test_plan_layout_and_keys():
 )
 def test_describe_error_gives_one_readable_line(exc, expected):
     assert describe_error(exc) == expected
+
+
+def test_a_stage_that_wrote_nothing_still_gets_its_marker(tmp_path):
+    # e.g. a Pusher whose model is already the champion: nothing to publish, still complete.
+    from tasks.shared.caching import marker_exists, write_marker
+
+    plan = toy_plan(str(tmp_path), 7)
+    output = StageOutput(stage=TOY, fingerprint=plan.fingerprint, artifacts={})
+    assert not Path(plan.output_dir).exists()
+    write_marker(plan, output)
+    assert marker_exists(plan) and (Path(plan.output_dir) / MARKER).is_file()

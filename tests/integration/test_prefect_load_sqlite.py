@@ -1,0 +1,114 @@
+"""The embedded default under the load that broke it: 20 `retrain schedules trigger` processes
+at once against Prefect's SQLite server with a worker running flows (on main at 6046801, 8
+of 20 failed with a raw traceback after HTTP 503 "database is locked").
+
+Each trigger now either passes through the retries (exit 0) or fails with one line naming
+the server and the error (exit 5) and creates nothing. A few of the runs go through the
+worker under that load; the rest are cancelled while still waiting, and reconciliation gives
+each of those a record too. The README says how the triggers fared on these machines.
+"""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import pytest
+
+from prefect_services import (
+    deploy_entrypoint,
+    ensure_process_pool,
+    prefect_server,
+    process_environment,
+    process_worker,
+    wait_for,
+)
+from test_prefect_load import (
+    BASE,
+    TRAINING_LIMIT,
+    _all_final,
+    _flow_runs,
+    _records,
+    _schedule,
+    _trigger_all,
+    _warm_up,
+)
+
+pytestmark = [pytest.mark.slow, pytest.mark.service]
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def embedded(tmp_path_factory, tiny_interactions):
+    """Prefect's SQLite server + worker; the store on SQLite: the embedded default."""
+    home = tmp_path_factory.mktemp("load-sqlite")
+    env = {
+        "RETRAIN_HOME": str(home / "retrain"),
+        "RETRAIN_DATABASE_URL": f"sqlite:///{home / 'state.db'}",
+        "RETRAIN_SCHEDULE_BASE_DEPLOYMENT": BASE,
+        "PREFECT_RESULTS_LOCAL_STORAGE_PATH": str(home / "results"),
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+    }
+    pool = f"sqlite-{uuid.uuid4().hex[:6]}"
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with process_environment(env), prefect_server(home / "server") as api_url, \
+            temporary_settings({PREFECT_API_URL: api_url}):
+        ensure_process_pool(api_url, pool)
+        deploy_entrypoint(api_url, "flows/training_pipeline.py:training_pipeline", "base",
+                          pool, REPO, concurrency_limit=TRAINING_LIMIT)
+        yield {"api_url": api_url, "home": home, "env": env, "pool": pool,
+               "data": tiny_interactions}
+
+
+def _cancel_waiting(embedded, view) -> set[str]:
+    """Cancel the schedule's flow runs that are still Scheduled; returns their ids."""
+    from prefect.states import Cancelled
+
+    from prefect_services import prefect_client
+
+    waiting = {str(r.id) for r in _flow_runs(embedded, view) if r.state_type.value == "SCHEDULED"}
+    with prefect_client(embedded["api_url"]) as client:
+        for flow_run_id in waiting:
+            client.set_flow_run_state(flow_run_id, Cancelled(message="cleared by the operator"),
+                                      force=True)
+    return waiting
+
+
+def test_twenty_triggers_pass_through_the_retries_or_fail_in_one_line(embedded):
+    from retrain.services.reconcile import reconcile
+
+    view = _schedule(embedded, "sqlite-load", "allow")
+    with process_worker(embedded["api_url"], embedded["pool"], embedded["home"] / "worker",
+                        embedded["env"], cwd=REPO):
+        _warm_up(embedded, view, "sqlite-load")
+        results = _trigger_all(embedded, "sqlite-load", 20)
+        started = [r for r in results if r.returncode == 0]
+        for result in results:
+            if result.returncode == 0:
+                assert result.stdout.startswith("started flow run ")
+            else:
+                assert result.returncode == 5, result.stderr
+                line = result.stderr.strip()
+                assert "\n" not in line and "Traceback" not in result.stderr
+                assert line.startswith(f"unavailable: Prefect API at {embedded['api_url']}")
+        assert len(_flow_runs(embedded, view)) == 1 + len(started)  # a failed one made none
+        # A few runs go through the worker under the same load; then an operator cancels the
+        # rest while they still wait (Scheduled): those never ran, so never had a record.
+        wait_for(lambda: sum(r.state_type.value == "COMPLETED"
+                             for r in _flow_runs(embedded, view)) >= 4,
+                 900, interval=3, what="four runs to complete")
+        waiting = _cancel_waiting(embedded, view)
+        done = wait_for(lambda: _all_final(embedded, view, 1 + len(started)), 900,
+                        interval=3, what="every created flow run to end")
+    reconciled = reconcile()
+    assert {item.flow_run_id for item in reconciled if item.created} >= waiting
+    records = _records("sqlite-load")
+    assert {r["flow_run"] for r in records} == {str(r.id) for r in done}
+    for record in records:
+        if record["flow_run"] in waiting:
+            assert record["status"] == "cancelled" and record["stage"] is None
+        else:
+            assert record["status"] in {"completed", "not_blessed"}
+    print(f"SQLite embedded default: {len(started)} of 20 triggers started a run; flow runs "
+          f"{sorted(r.state_name for r in done)}")
