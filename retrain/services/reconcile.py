@@ -104,16 +104,20 @@ def reconcile(now: dt.datetime | None = None, lookback_hours: float = 72.0) -> l
         states = prefect_runs.by_id(client, [flow_run_id for flow_run_id, *_ in open_records])
         for flow_run_id, status, heartbeat, started in open_records:
             state = states.get(flow_run_id)
-            if state is not None and state.final:
-                _end(flow_run_id, status_of(state), _message(state))
-            elif status is RunStatus.RUNNING and not alive(
-                    heartbeat, started, now, settings.heartbeat_timeout_seconds):
-                message = _lost(flow_run_id, heartbeat or started, now,
-                                settings.heartbeat_timeout_seconds)
-                if state is not None:
-                    prefect_runs.crash(client, flow_run_id, message)
-                lifecycle.end_run(flow_run_id, RunStatus.CRASHED, message)
-            else:
+            try:
+                if state is not None and state.final:
+                    _end(flow_run_id, status_of(state), _message(state))
+                elif status is RunStatus.RUNNING and not alive(
+                        heartbeat, started, now, settings.heartbeat_timeout_seconds):
+                    message = _lost(flow_run_id, heartbeat or started, now,
+                                    settings.heartbeat_timeout_seconds)
+                    if state is not None:
+                        prefect_runs.crash(client, flow_run_id, message)
+                    lifecycle.end_run(flow_run_id, RunStatus.CRASHED, message)
+                else:
+                    continue
+            except (ValueError, IntegrityError):  # e.g. a transition the record refuses
+                logger.warning("could not reconcile flow run %s", flow_run_id, exc_info=True)
                 continue
             done.append(_view(flow_run_id))
 

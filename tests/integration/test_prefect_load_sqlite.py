@@ -25,6 +25,7 @@ from prefect_services import (
 )
 from test_prefect_load import (
     BASE,
+    ONE_PROCESS,
     TRAINING_LIMIT,
     _all_final,
     _flow_runs,
@@ -56,7 +57,8 @@ def embedded(tmp_path_factory, tiny_interactions):
             temporary_settings({PREFECT_API_URL: api_url}):
         ensure_process_pool(api_url, pool)
         deploy_entrypoint(api_url, "flows/training_pipeline.py:training_pipeline", "base",
-                          pool, REPO, concurrency_limit=TRAINING_LIMIT)
+                          pool, REPO, concurrency_limit=TRAINING_LIMIT,
+                          job_variables=ONE_PROCESS)
         yield {"api_url": api_url, "home": home, "env": env, "pool": pool,
                "data": tiny_interactions}
 
