@@ -89,6 +89,7 @@ def run_backend(backend: str, triggers: int, work: Path, data: Path, pg_url: str
         prefect_server,
         process_environment,
         process_worker,
+        production_env,
     )
     from retrain.domain.examples import recommender_config
     from retrain.domain.schedule.spec import ScheduleSpec
@@ -103,7 +104,9 @@ def run_backend(backend: str, triggers: int, work: Path, data: Path, pg_url: str
     env = {"RETRAIN_HOME": str(home / "retrain"), "RETRAIN_DATABASE_URL": store,
            "RETRAIN_SCHEDULE_BASE_DEPLOYMENT": "training-pipeline/base",
            "PREFECT_RESULTS_LOCAL_STORAGE_PATH": str(home / "results"),
-           "TF_CPP_MIN_LOG_LEVEL": "2"}
+           "TF_CPP_MIN_LOG_LEVEL": "2",
+           # PostgreSQL: the production set-up's worker and flow-run settings too.
+           **(production_env() if backend == "postgresql" else {})}
     pool = f"bench-{suffix}"
     with ExitStack() as stack:
         stack.enter_context(process_environment(env))

@@ -83,9 +83,9 @@ class RetrainSettings(BaseSettings):
     )
     api_retries: int = Field(
         default=7, ge=0, le=12,
-        description="Retries of a Prefect API call answered 429/502/503 (e.g. SQLite's "
-        "'database is locked') or cut off, with exponential backoff (2, 4, 8 … s); "
-        "sets PREFECT_CLIENT_MAX_RETRIES for retrain's own clients.",
+        description="Retries of a Prefect API call answered 429/500/502/503 (e.g. SQLite's "
+        "'database is locked', a PostgreSQL statement timeout) or cut off, with exponential "
+        "backoff (2, 4, 8 … s); sets PREFECT_CLIENT_MAX_RETRIES for retrain's own clients.",
     )
 
     def resolved_database_url(self) -> str:

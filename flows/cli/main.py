@@ -25,7 +25,7 @@ executes in this process; with it, it is submitted to that Prefect deployment.
 Exit codes: 0 done (a run that ended completed or not blessed); 1 the run failed, crashed
 or was cancelled; 2 bad input: invalid config (every bad field is listed), unknown run id
 or model name; 3 name taken; 4 refused in the run's current state (the reason is printed);
-5 the Prefect API could not be reached, or answered 429/502/503 past every retry
+5 the Prefect API could not be reached, or answered 429/500/502/503 past every retry
 (RETRAIN_API_RETRIES; one line names the server and the error).
 The store is RETRAIN_DATABASE_URL (default SQLite under RETRAIN_HOME).
 """

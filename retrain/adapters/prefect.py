@@ -13,8 +13,9 @@ if TYPE_CHECKING:
 NO_SERVER = (
     "schedules need a running Prefect server (its scheduler starts the runs): set "
     "PREFECT_API_URL, e.g. http://127.0.0.1:4200/api after `prefect server start`")
-# Answers a busy server gives (Prefect's SQLite mode answers 503 for "database is locked").
-TRANSIENT_STATUS = frozenset({408, 429, 502, 503, 504})
+# Answers a busy server gives: Prefect's SQLite mode answers 503 for "database is locked";
+# on PostgreSQL a statement or pool timeout on an overloaded server answers 500.
+TRANSIENT_STATUS = frozenset({408, 429, 500, 502, 503, 504})
 
 
 class PrefectUnavailable(ConnectionError):
@@ -47,14 +48,21 @@ def unavailable(exc: BaseException) -> PrefectUnavailable | None:
 @contextmanager
 def api_retries() -> Iterator[None]:
     """Prefect clients opened inside (ours, and Prefect's own in `run_deployment`) retry a
-    transient error RETRAIN_API_RETRIES times (or PREFECT_CLIENT_MAX_RETRIES, if higher);
+    transient error RETRAIN_API_RETRIES times (or PREFECT_CLIENT_MAX_RETRIES, if higher),
+    500 included (Prefect's client retries it only when told: PREFECT_CLIENT_RETRY_EXTRA_CODES);
     an error that outlasts them leaves as `PrefectUnavailable`."""
-    from prefect.settings import PREFECT_CLIENT_MAX_RETRIES, temporary_settings
+    from prefect.settings import (
+        PREFECT_CLIENT_MAX_RETRIES,
+        PREFECT_CLIENT_RETRY_EXTRA_CODES,
+        temporary_settings,
+    )
 
     from retrain.settings import get_settings
 
     retries = max(PREFECT_CLIENT_MAX_RETRIES.value(), get_settings().api_retries)
-    with temporary_settings({PREFECT_CLIENT_MAX_RETRIES: retries}):
+    codes = set(PREFECT_CLIENT_RETRY_EXTRA_CODES.value()) | {500}
+    with temporary_settings({PREFECT_CLIENT_MAX_RETRIES: retries,
+                             PREFECT_CLIENT_RETRY_EXTRA_CODES: codes}):
         try:
             yield
         except Exception as exc:
@@ -68,7 +76,7 @@ def api_retries() -> Iterator[None]:
 def prefect_client(require_server: bool = False) -> Iterator[SyncPrefectClient]:
     """A synchronous Prefect client, closed on exit.
 
-    Its requests are retried on 429/502/503/504 and on dropped connections with exponential
+    Its requests are retried on 429/500/502/503/504 and on dropped connections with exponential
     backoff, `RETRAIN_API_RETRIES` times (Prefect's own client retries 5 times by default;
     20 flow runs on the SQLite server got 503s past that). When it gives up, the error is a
     `PrefectUnavailable` naming the server. With `require_server`, a missing

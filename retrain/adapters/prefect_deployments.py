@@ -169,12 +169,18 @@ def delete(client: SyncPrefectClient, deployment_id: UUID | str) -> None:
 
 
 def run_now(client: SyncPrefectClient, deployment_id: UUID | str) -> UUID:
-    """Start a flow run of the deployment now, with its (frozen) parameters."""
+    """Start a flow run of the deployment now, with its (frozen) parameters.
+
+    The request carries a fresh idempotency key: when the client retries it after an answer
+    it could not read (a 500 or a dropped connection after the server committed), the server
+    returns the run it made instead of making a second one."""
+    from uuid import uuid4
+
     from prefect.states import Scheduled
 
     flow_run = client.create_flow_run_from_deployment(
         deployment_id, state=Scheduled(scheduled_time=utcnow()),
-        tags=["trigger-now"],
+        tags=["trigger-now"], idempotency_key=f"trigger-now-{uuid4()}",
     )
     return flow_run.id
 

@@ -11,6 +11,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from retrain.adapters.prefect import unavailable
 from retrain.adapters.prefect_deployments import FLOW_NAME
 
 if TYPE_CHECKING:
@@ -96,7 +97,14 @@ def training_runs(client: SyncPrefectClient, state_types: Iterable[str],
 
 
 def crash(client: SyncPrefectClient, flow_run_id: str, message: str) -> None:
-    """End a flow run whose process is gone as Crashed (forced: no process will report)."""
+    """End a flow run whose process is gone as Crashed (forced: no process will report).
+    PrefectUnavailable if the server kept refusing past the client's retries."""
     from prefect.states import Crashed
 
-    client.set_flow_run_state(flow_run_id, Crashed(message=message), force=True)
+    try:
+        client.set_flow_run_state(flow_run_id, Crashed(message=message), force=True)
+    except Exception as exc:
+        error = unavailable(exc)
+        if error is None:
+            raise
+        raise error from exc

@@ -15,7 +15,8 @@ not run, and recounts its schedule's statistics:
   its process or pod never started), or Running that long without ever opening its record
   (its process died at start): set Crashed and recorded.
 
-It is idempotent: run it from `retrain runs reconcile`, from the `reconcile-runs/every-5-minutes`
+A flow run the server refuses to crash (past the client's retries) is left for the next pass,
+the others are still reconciled. It is idempotent: run it from `retrain runs reconcile`, from the `reconcile-runs/every-5-minutes`
 deployment (prefect.yaml), or after an outage.
 """
 
@@ -28,7 +29,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy.exc import IntegrityError
 
 from retrain.adapters import prefect_runs
-from retrain.adapters.prefect import prefect_client
+from retrain.adapters.prefect import PrefectUnavailable, prefect_client
 from retrain.adapters.prefect_runs import FlowRunState
 from retrain.domain.clock import aware, utcnow
 from retrain.domain.overlap import alive
@@ -119,6 +120,9 @@ def reconcile(now: dt.datetime | None = None, lookback_hours: float = 72.0) -> l
             except (ValueError, IntegrityError):  # e.g. a transition the record refuses
                 logger.warning("could not reconcile flow run %s", flow_run_id, exc_info=True)
                 continue
+            except PrefectUnavailable as exc:  # the next pass tries again; the rest go on
+                logger.warning("could not crash flow run %s: %s", flow_run_id, exc)
+                continue
             done.append(_view(flow_run_id))
 
         since = now - dt.timedelta(hours=lookback_hours)
@@ -137,7 +141,11 @@ def reconcile(now: dt.datetime | None = None, lookback_hours: float = 72.0) -> l
                        f"without a record, more than {settings.pending_timeout_seconds:.0f} s: "
                        + ("its process or pod never started" if state.state_type == "PENDING"
                           else "its process died before it could record the run"))
-            prefect_runs.crash(client, state.id, message)
+            try:
+                prefect_runs.crash(client, state.id, message)
+            except PrefectUnavailable as exc:  # the next pass tries again; the rest go on
+                logger.warning("could not crash flow run %s: %s", state.id, exc)
+                continue
             ended.append(state.model_copy(update={"state_type": "CRASHED", "message": message}))
         for state in ended:
             if state.id in recorded:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 from typing import Any, Callable
+from uuid import uuid4
 
 from retrain.domain.clock import utcnow
 from retrain.domain.config import PipelineConfig
@@ -88,7 +89,9 @@ def submit(ref: RunRef, config: PipelineConfig, deployment: str | None,
 
         try:
             with api_retries():
-                flow_run = run_deployment(deployment, parameters=parameters, timeout=0)
+                # A key of its own: a retried request never makes a second flow run.
+                flow_run = run_deployment(deployment, parameters=parameters, timeout=0,
+                                          idempotency_key=f"retrain-run-{uuid4()}")
         except ObjectNotFound as exc:
             _fail_if_unstarted(ref.id, f"no Prefect deployment named {deployment!r}")
             raise NotFound(f"no Prefect deployment named {deployment!r} (see `prefect "

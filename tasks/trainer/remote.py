@@ -17,7 +17,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 from prefect import get_run_logger
 
@@ -162,6 +162,8 @@ def _submit(request: TrainerRequest, deployment: str) -> UUID:
                 timeout=0,
                 as_subflow=True,
                 tags=["retrain", "trainer", f"attempt-{request.attempt}"],
+                # A retried request (500, dropped connection) never makes a second job.
+                idempotency_key=f"trainer-attempt-{request.attempt}-{uuid4()}",
             )
     except ObjectNotFound as exc:
         raise StageError(core.STAGE, (

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from prefect.client.orchestration import SyncPrefectClient
 
 PREFECT = Path(sys.executable).with_name("prefect")
+PRODUCTION_ENV = Path(__file__).resolve().parents[2] / "deployments" / "production.env"
 SERVER_START_TIMEOUT_S = 120.0
 WORKER_START_TIMEOUT_S = 60.0
 STOP_GRACE_S = 15.0
@@ -172,6 +173,27 @@ def _stop(proc: subprocess.Popen, strays: Callable[[], list[psutil.Process]]) ->
     psutil.wait_procs(leftovers, timeout=STOP_GRACE_S)
 
 
+def production_env() -> dict[str, str]:
+    """deployments/production.env's settings (KEY=VALUE lines; comments skipped)."""
+    settings = {}
+    for line in PRODUCTION_ENV.read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            key, _, value = line.partition("=")
+            settings[key.strip()] = value.strip()
+    return settings
+
+
+def server_errors(home: Path, limit: int = 20) -> str:
+    """The distinct error lines of the server log under `home` (for a failing assertion:
+    what the server said when it answered 5xx)."""
+    log = home / "server.log"
+    lines = log.read_text(errors="replace").splitlines() if log.exists() else []
+    errors = dict.fromkeys(line.strip()[:300] for line in lines
+                           if "Error" in line or "Exception" in line or "Timeout" in line)
+    return "\n".join(list(errors)[:limit]) or "(no error lines in the server log)"
+
+
 def asyncpg_url(sqlalchemy_url: str) -> str:
     """The URL of the same PostgreSQL database for Prefect's server (asyncpg driver)."""
     from sqlalchemy.engine import make_url
@@ -187,6 +209,7 @@ def prefect_server(home: Path, env: dict[str, str] | None = None,
     SQLite database under `home` (or the PostgreSQL database `database_url`, the production
     set-up); yield its API URL once /health answers.
 
+    On PostgreSQL the server runs with deployments/production.env, as in production.
     `env` adds settings (e.g. scheduler loop seconds). The log is `home/server.log`; its
     tail is in the error if the server exits or is not healthy within
     SERVER_START_TIMEOUT_S.
@@ -200,6 +223,7 @@ def prefect_server(home: Path, env: dict[str, str] | None = None,
             asyncpg_url(database_url) if database_url
             else f"sqlite+aiosqlite:///{home / 'server.db'}"),
         "PREFECT_SERVER_UI_ENABLED": "false",
+        **(production_env() if database_url else {}),
         **(env or {}),
     }
     args = [str(PREFECT), "server", "start", "--host", "127.0.0.1", "--port", str(port)]

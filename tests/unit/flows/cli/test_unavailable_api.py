@@ -17,17 +17,24 @@ from retrain.store.migrate import upgrade
 REPO = Path(__file__).resolve().parents[3]
 
 
-@pytest.fixture
-def busy_api():
-    """An HTTP server answering every request as Prefect's SQLite server does when its
-    database is locked; yields (api_url, request count)."""
+# What Prefect's server answers when busy: on SQLite, 503 for a locked database; on
+# PostgreSQL, 500 for a statement that outlived PREFECT_SERVER_DATABASE_TIMEOUT.
+BUSY = {503: ("Service Unavailable", "database is locked"),
+        500: ("Internal Server Error", "Internal Server Error")}
+
+
+@pytest.fixture(params=sorted(BUSY))
+def busy_api(request):
+    """An HTTP server answering every request as Prefect's server does when it is busy;
+    yields (api_url, request count, status)."""
     seen = []
+    status = request.param
 
     class Handler(BaseHTTPRequestHandler):
         def _answer(self) -> None:
             seen.append(self.path)
-            body = json.dumps({"exception_message": "database is locked"}).encode()
-            self.send_response(503)
+            body = json.dumps({"exception_message": BUSY[status][1]}).encode()
+            self.send_response(status)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()
@@ -41,7 +48,7 @@ def busy_api():
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        yield f"http://127.0.0.1:{server.server_address[1]}/api", seen
+        yield f"http://127.0.0.1:{server.server_address[1]}/api", seen, status
     finally:
         server.shutdown()
         server.server_close()
@@ -58,14 +65,15 @@ def _cli(tmp_path, api_url: str, *args: str, retries: str = "2") -> subprocess.C
                           text=True, env=env, cwd=REPO, timeout=120)
 
 
-def test_a_503_is_retried_then_reported_in_one_line(tmp_path, busy_api):
-    api_url, seen = busy_api
+def test_a_busy_server_is_retried_then_reported_in_one_line(tmp_path, busy_api):
+    api_url, seen, status = busy_api
     result = _cli(tmp_path, api_url, "runs", "reconcile")
     assert result.returncode == 5
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
     line = result.stderr.strip()
-    assert line.startswith(f"unavailable: Prefect API at {api_url} answered 503 Service Unavailable")
-    assert "after every retry" in line and "database is locked" in line
+    reason, detail = BUSY[status]
+    assert line.startswith(f"unavailable: Prefect API at {api_url} answered {status} {reason}")
+    assert "after every retry" in line and detail in line
     assert len(seen) == 3  # the first try and RETRAIN_API_RETRIES=2 retries
 
 
