@@ -78,6 +78,21 @@ def _wait_final(api_url: str, deployment_name: str, count: int, timeout: float) 
     raise TimeoutError(f"flow runs of {deployment_name} not final after {timeout:.0f} s")
 
 
+# A trigger still retrying after this long is stopped and counted as failed (SQLite: each of
+# its 8 tries may wait for Prefect's 60 s request timeout, after 50 Python starts on 2 cores).
+TRIGGER_DEADLINE_S = 1800
+
+
+def _answer(proc: subprocess.Popen, deadline: float) -> tuple[str, str]:
+    """The trigger's (stdout, stderr); one still running at `deadline` is killed."""
+    try:
+        return proc.communicate(timeout=max(1.0, deadline - time.monotonic()))
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, _ = proc.communicate()
+        return out, f"no answer after {TRIGGER_DEADLINE_S} s (killed)"
+
+
 def run_backend(backend: str, triggers: int, work: Path, data: Path, pg_url: str | None) -> dict:
     """One backend: server, worker, warm-up, N triggers at once; returns the figures."""
     from prefect.settings import PREFECT_API_URL, temporary_settings
@@ -135,7 +150,7 @@ def run_backend(backend: str, triggers: int, work: Path, data: Path, pg_url: str
             [sys.executable, "-m", "flows.cli", "schedules", "trigger", "bench-load"],
             cwd=REPO, env=child_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
             for _ in range(triggers)]
-        outputs = [proc.communicate(timeout=900) for proc in procs]
+        outputs = [_answer(proc, started + TRIGGER_DEADLINE_S) for proc in procs]
         trigger_wall = time.monotonic() - started
         failed = [err.strip().splitlines()[-1] if err.strip() else f"exit {proc.returncode}"
                   for proc, (_, err) in zip(procs, outputs) if proc.returncode != 0]
