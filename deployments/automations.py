@@ -14,6 +14,9 @@
   retrain: notify not blessed
       on `retrain.model.not-blessed`, send a notification: the run finished, nothing was
       pushed, and why.
+  retrain: notify data drift
+      on `retrain.data.drift`, send a notification: which features crossed which data gate
+      (drift, skew, empty, constant), by how much, and whether the run was stopped.
 
 `sync_automations` is idempotent: an automation is matched by name and updated, never
 duplicated; `sync_on_server` runs it on the configured Prefect server (`retrain automations
@@ -45,6 +48,7 @@ FAILED_RUN = "retrain: training run failed"
 NOTIFY_FAILED = "retrain: notify failed run"
 NOTIFY_PAUSED = "retrain: notify schedule paused"
 NOTIFY_NOT_BLESSED = "retrain: notify not blessed"
+NOTIFY_DRIFT = "retrain: notify data drift"
 
 
 class SyncedAutomation(BaseModel):
@@ -61,7 +65,7 @@ def _jinja(template: str) -> dict[str, str]:
 
 
 def definitions(failure_deployment_id: UUID, block_document_id: UUID) -> list[AutomationCore]:
-    """The four automations, for a failure-handler deployment and a notification block."""
+    """The five automations, for a failure-handler deployment and a notification block."""
     from prefect.events.actions import RunDeployment, SendNotification
     from prefect.events.schemas.automations import AutomationCore, EventTrigger, Posture
 
@@ -117,6 +121,14 @@ def definitions(failure_deployment_id: UUID, block_document_id: UUID) -> list[Au
                body="Training run {{ event.payload.run_name }} (model "
                     "{{ event.payload.model }}) finished but was not blessed, so nothing "
                     "was pushed: {{ event.payload.reason }}"),
+        notify(NOTIFY_DRIFT, "Tell people a data gate flagged features of a training run.",
+               "retrain.data.drift",
+               subject="retrain: data gates flagged {{ event.payload.run_name }}",
+               body="Training run {{ event.payload.run_name }} (model {{ event.payload.model }})"
+                    ": {% for f in event.payload.findings %}{{ f.message }} ({{ f.action }})"
+                    "{% if not loop.last %}; {% endif %}{% endfor %}. The run "
+                    "{% if event.payload.stopped %}was stopped at ExampleValidator"
+                    "{% else %}went on{% endif %}."),
     ]
 
 

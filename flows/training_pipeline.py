@@ -9,7 +9,7 @@ from prefect.states import Cancelled, Completed
 
 from tasks.evaluator.task import evaluate_model, resolve_baseline
 from tasks.example_gen.task import generate_examples
-from tasks.example_validator.task import validate_examples
+from tasks.example_validator.task import resolve_drift_baseline, validate_examples
 from tasks.pusher.task import push_model
 from tasks.schema_gen.task import generate_schema
 from retrain.domain.config import PipelineConfig, with_overrides
@@ -68,11 +68,12 @@ def training_pipeline(
     examples = generate_examples(config)
     statistics = generate_statistics(config, examples)
     schema = generate_schema(config, statistics)
-    validation = validate_examples(config, statistics, schema)
+    drift_baseline = resolve_drift_baseline(config)  # the model's newest finished run
+    validation = validate_examples(config, statistics, schema, drift_baseline)
     transform = transform_examples(config, examples, schema)
     trainer = train_model(config, transform, schema)
     baseline = resolve_baseline(config)
-    evaluation = evaluate_model(config, examples, trainer, schema, baseline)
+    evaluation = evaluate_model(config, examples, transform, trainer, schema, baseline)
     push = push_model(config, trainer, evaluation)
     summary = summarize_run(config, statistics, validation, evaluation, push)
     if not evaluation.blessed:

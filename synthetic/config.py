@@ -103,6 +103,20 @@ class SyntheticConfig(BaseModel):
         le=10.0,
         description="Standard deviation of the per-product popularity bias added to affinity.",
     )
+    category_boost: float = Field(
+        default=0.0,
+        ge=-10.0,
+        le=10.0,
+        description="Added to the popularity of every product of the first category (cat_00): "
+        "plants a shift of the category mix between two data sets of one seed (drift tests).",
+    )
+    quantity_scale: float = Field(
+        default=1.0,
+        gt=0.0,
+        le=100.0,
+        description="Multiplies every quantity (rounded, at least 1): plants a shift of a "
+        "numeric feature between two data sets of one seed (drift tests).",
+    )
     activity_sigma: float = Field(
         default=1.0,
         ge=0.0,

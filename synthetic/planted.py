@@ -166,6 +166,7 @@ def plant_factors(config: SyntheticConfig) -> PlantedFactors:
     product_factors *= AFFINITY_SCALE / np.sqrt(d)
 
     popularity_bias = config.popularity_scale * rng.standard_normal(config.products)
+    popularity_bias[product_category == 0] += config.category_boost  # after every draw
     activity = rng.lognormal(0.0, config.activity_sigma, config.buyers)
 
     city_names = _id_strings("city_", config.cities, 2)

@@ -236,6 +236,8 @@ class ChunkSampler:
         z = (affinity - self._affinity_mean[buyers]) / self._affinity_std[buyers]
         mean_extra = np.minimum(np.exp(QUANTITY_BASE + QUANTITY_SLOPE * z), QUANTITY_MAX_MEAN)
         quantity = 1 + quantity_rng.poisson(mean_extra).astype(np.int64)
+        if config.quantity_scale != 1.0:
+            quantity = np.maximum(1, np.rint(quantity * config.quantity_scale)).astype(np.int64)
         rating = np.round(np.clip(RATING_CENTER + RATING_SLOPE * z + rating_noise, 1.0, 5.0), 1)
         return Chunk(
             buyer_index=buyers,

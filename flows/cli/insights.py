@@ -63,3 +63,49 @@ def render_insights(insights: DataInsights) -> str:
         out.append("schema: none read")
     out += ["", f"HTML report: {insights.html_report or 'none'}"]
     return "\n".join(out) + "\n"
+
+
+def _value(value) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def render_distances(view) -> str:
+    """`retrain runs data RUN --against OTHER`: per-feature distances of two runs' data."""
+    out = [f"train data of {view.run.label} against {view.against.label} "
+           "(L-infinity: categorical; Jensen-Shannon divergence: numeric)", ""]
+    rows = [[d.feature, d.measure.label, f"{d.value:.4f}"]
+            for d in sorted(view.distances, key=lambda d: -d.value)]
+    out += _table(["feature", "measure", "distance"], rows) if rows else ["  no common features"]
+    if view.only_in_run:
+        out.append(f"  only in {view.run.label}: {', '.join(view.only_in_run)}")
+    if view.only_in_against:
+        out.append(f"  only in {view.against.label}: {', '.join(view.only_in_against)}")
+    return "\n".join(out)
+
+
+def render_comparison(view) -> str:
+    """`retrain runs compare A B`: config differences, metrics, blessing rules, data."""
+    a, b = view.a.label, view.b.label
+    out = [f"A = {a} ({view.a.status.value}), B = {b} ({view.b.status.value})", "", "config"]
+    out += (_table(["field", "A", "B"], [[c.path, _value(c.a), _value(c.b)]
+                                         for c in view.config_changes])
+            if view.config_changes else ["  the same"])
+    out += ["", "metrics"]
+    out += (_table(["metric", "A", "B", "B - A"],
+                   [[m.name, _value(m.a), _value(m.b),
+                     "-" if m.delta is None else f"{m.delta:+.4g}"] for m in view.metrics])
+            if view.metrics else ["  neither run has metrics"])
+    out += ["", f"blessing: A {_value(view.blessed[0])}, B {_value(view.blessed[1])}"]
+    for label, rules in (("A", view.rules_a), ("B", view.rules_b)):
+        out += [f"  {label} {'ok  ' if r.get('passed') else 'FAIL'} {r.get('message')}"
+                for r in rules]
+    out += ["", "data"]
+    if view.data is None:
+        out.append(f"  {view.data_note}")
+    else:
+        out += ["  " + line for line in render_distances(view.data).splitlines()]
+    return "\n".join(out)

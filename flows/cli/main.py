@@ -11,6 +11,8 @@
     retrain runs list [--model M] [--status S] [--limit N]
     retrain runs show RUN [--no-plot]           stages, metrics, epochs, training curve
     retrain runs data RUN                       statistics and schema summary, TFDV report path
+    retrain runs data RUN --against [OTHER]     per-feature distances from OTHER's data
+    retrain runs compare A B                    config, metrics, blessing rules, data distances
     retrain runs best [--model-type T]          best runs per model type by key metric
     retrain runs reconcile [--lookback-hours H] record runs that died before their hooks wrote
     retrain models list [--no-sync]             versions, champion, deployed, schedule

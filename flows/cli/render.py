@@ -83,6 +83,10 @@ def print_run(run) -> None:
         print(f"  cost     ${run.cost:.4f} over {run.duration_seconds:.0f} s")
     if run.statistics_report:
         print(f"  data     {run.statistics_report}")
+    if run.drift_baseline:
+        print(f"  drift    measured against {run.drift_baseline}")
+    for finding in run.data_findings:
+        print(f"  gate     {finding}")
 
 
 def print_curves(run) -> None:

@@ -141,10 +141,24 @@ def _show(args) -> int:
 
 
 def _data(args) -> int:
+    if args.against is not None:
+        from flows.cli.insights import render_distances
+        from retrain.services.comparisons import data_distances
+
+        print(render_distances(data_distances(args.run, args.against or None)))
+        return ExitCode.DONE
     from flows.cli.insights import render_insights
     from retrain.services.catalog import data_insights
 
     print(render_insights(data_insights(args.run)))
+    return ExitCode.DONE
+
+
+def _compare(args) -> int:
+    from flows.cli.insights import render_comparison
+    from retrain.services.comparisons import compare_runs
+
+    print(render_comparison(compare_runs(args.a, args.b)))
     return ExitCode.DONE
 
 
@@ -213,7 +227,15 @@ def add_parsers(groups) -> None:
     show.set_defaults(fn=_show)
     data = run.add_parser("data", help="data insights: statistics and schema summary (TFDV)")
     data.add_argument("run")
+    data.add_argument("--against", nargs="?", const="", default=None, metavar="OTHER",
+                      help="per-feature distances of RUN's train data from OTHER's (alone: "
+                      "the model's newest finished run before RUN)")
     data.set_defaults(fn=_data)
+    compare = run.add_parser("compare", help="two runs side by side: config, metrics, "
+                             "blessing rules, data distances")
+    compare.add_argument("a", help="run A (id or prefix)")
+    compare.add_argument("b", help="run B")
+    compare.set_defaults(fn=_compare)
     reconcile = run.add_parser("reconcile", help="record runs that ended (or died) without "
                                "their record saying so, from the Prefect API")
     reconcile.add_argument("--lookback-hours", type=float, default=72.0,

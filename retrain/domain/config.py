@@ -12,7 +12,15 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
+from retrain.domain.data_gates import DataGatesConfig
 from retrain.domain.engine import BeamConfig, DataConfig
+from retrain.domain.evaluation import (  # re-exported: the evaluator's section
+    LOWER_IS_BETTER,
+    EvaluatorConfig,
+    ForceBless,
+    MetricThreshold,
+    TrivialBaseline,
+)
 from retrain.domain.features import FeatureConfig
 from retrain.domain.overlap import OverlapPolicy
 from retrain.domain.recommender import (
@@ -111,6 +119,10 @@ class InputConfig(_Config):
     query: str | None = Field(default=None, description="BigQuery SQL (format=bigquery only).")
     split: SplitConfig = Field(default_factory=SplitConfig, description="Train/eval split.")
 
+    def empty_message(self, files: int) -> str:
+        """What ExampleGen (and the estimate before it) says when the files hold no rows."""
+        return f"input data is empty: {files} {self.format} file(s) with no rows"
+
     _absolute_uri = field_validator("uri")(absolute)
 
     @model_validator(mode="after")
@@ -138,12 +150,17 @@ class SchemaConfig(_Config):
 
 
 class ValidatorConfig(_Config):
-    """ExampleValidator: what to do with anomalies."""
+    """ExampleValidator: schema anomalies, and the data gates between runs and splits."""
 
     fail_on_anomalies: bool = Field(
         default=True, description="Fail the run at ExampleValidator when any split has anomalies."
     )
     exclude_splits: list[str] = Field(default_factory=list, description="Splits not validated.")
+    gates: DataGatesConfig = Field(
+        default_factory=DataGatesConfig,
+        description="Drift against the previous finished run, train/eval skew, empty and "
+        "constant features: thresholds and what each does (fail, warn, off).",
+    )
 
 
 class TransformConfig(_Config):
@@ -197,84 +214,6 @@ class TrainerConfig(_Config):
 
 
 # Metrics where smaller is better, when a threshold does not say.
-LOWER_IS_BETTER = frozenset(
-    {"rmse", "mae", "loss", "MeanSquaredError", "MeanAbsoluteError", "RootMeanSquaredError",
-     "MeanAbsolutePercentageError", "BinaryCrossentropy", "CategoricalCrossentropy"}
-)
-
-
-class MetricThreshold(_Config):
-    """One metric with optional absolute and change thresholds (the blessing rules)."""
-
-    class_name: str = Field(
-        description="Metric: a TFMA/Keras class (BinaryAccuracy, AUC …) for user modules; for "
-        "a recommender `model` one of example_count, recall_at_5/10/50/100, rmse, mae."
-    )
-    lower_bound: float | None = Field(default=None, description="Blessed only if value ≥ this.")
-    upper_bound: float | None = Field(default=None, description="Blessed only if value ≤ this.")
-    higher_is_better: bool | None = Field(
-        default=None,
-        description="Direction for change thresholds; default: lower is better for errors "
-        "and losses (rmse, mae, MeanSquaredError …), higher for everything else.",
-    )
-    max_regression: float | None = Field(
-        default=None,
-        ge=0,
-        description="Largest allowed absolute change in the wrong direction vs the baseline; "
-        "0 means 'not worse than the baseline'. Skipped on a first run (no baseline).",
-    )
-    relative_tolerance: float | None = Field(
-        default=None,
-        ge=0,
-        description="Largest allowed change in the wrong direction as a fraction of the "
-        "baseline's value (0.02 = 2% worse at most). Skipped on a first run.",
-    )
-
-    @property
-    def better_higher(self) -> bool:
-        """The direction in force (explicit, or inferred from the metric name)."""
-        if self.higher_is_better is not None:
-            return self.higher_is_better
-        return self.class_name not in LOWER_IS_BETTER
-
-
-class ForceBless(_Config):
-    """Bless regardless of the thresholds; the reason is recorded with the blessing."""
-
-    reason: str = Field(
-        min_length=3, description="Why this model is blessed against its thresholds (recorded)."
-    )
-
-
-class EvaluatorConfig(_Config):
-    """Evaluator: the TFMA EvalConfig that decides the blessing, as typed fields."""
-
-    label_key: str | None = Field(
-        default=None,
-        description="Label feature name as the model's signature sees it (user modules; a "
-        "recommender `model` takes it from features.target).",
-    )
-    signature_name: str = Field(default="serving_default", description="Signature to evaluate.")
-    preprocessing_function_names: list[str] = Field(
-        default_factory=list,
-        description="Signatures applied before the model, e.g. ['transform_features'].",
-    )
-    metrics: list[MetricThreshold] = Field(
-        default_factory=list,
-        description="Metrics and their thresholds; the example count is always computed.",
-    )
-    slicing_features: list[list[str]] = Field(
-        default_factory=list, description="Extra slices, each a list of feature names."
-    )
-    example_splits: list[str] = Field(default=["eval"], description="Splits to evaluate on.")
-    force_bless: ForceBless | None = Field(
-        default=None, description="Bless even if thresholds fail, with a recorded reason."
-    )
-    batch_size: int = Field(
-        default=1024, ge=1, description="Eval rows scored at once (recommender evaluator)."
-    )
-
-
 class PusherConfig(_Config):
     """Pusher: where blessed models go."""
 

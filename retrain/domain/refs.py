@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from retrain.domain.data_gates import Comparison, DataFinding, FeatureDistance
 from retrain.domain.stages import Stage
 from retrain.domain.status import AttemptOutcome
 
@@ -138,11 +139,35 @@ class StatisticsOutput(StageOutput):
     html_report: str = Field(description="Path of the full TFDV HTML report.")
 
 
+class StatisticsBaseline(BaseModel):
+    """The statistics of an earlier run that this run's data is compared with (drift)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    run_id: str = Field(description="The earlier run's record id.")
+    label: str = Field(description="`name #N` of the earlier run.")
+    statistics_uri: str = Field(description="Its ExampleStatistics artifact directory.")
+
+
 class ValidationOutput(StageOutput):
-    """ExampleValidator's output plus the anomalies it found, per split."""
+    """ExampleValidator's output: schema anomalies per split, and the data gates' findings."""
 
     anomalies: dict[str, list[str]] = Field(
         default_factory=dict, description="Per split: 'feature: short description' lines."
+    )
+    findings: list[DataFinding] = Field(
+        default_factory=list, description="Features that crossed a data gate (warn ones, when "
+        "the run went on)."
+    )
+    distances: dict[Comparison, list[FeatureDistance]] = Field(
+        default_factory=dict, description="Every measured distance, by gate (drift, skew)."
+    )
+    drift_baseline: str | None = Field(
+        default=None, description="The run whose data drift was measured against, if any."
+    )
+    notes: list[str] = Field(
+        default_factory=list, description="What was not checked and why (a first run has no "
+        "drift baseline)."
     )
 
 
@@ -160,7 +185,7 @@ class RuleResult(BaseModel):
     metric: str = Field(description="Metric name, or '*' for rules about the whole model.")
     rule: Literal[
         "lower_bound", "upper_bound", "max_regression", "relative_tolerance",
-        "missing_metric", "first_run", "force_bless",
+        "missing_metric", "first_run", "force_bless", "trivial_baseline",
     ] = Field(description="Which rule.")
     passed: bool = Field(description="Whether the rule held.")
     value: float | None = Field(default=None, description="The candidate's value.")
@@ -169,6 +194,10 @@ class RuleResult(BaseModel):
         "change rules)."
     )
     baseline_value: float | None = Field(default=None, description="The baseline's value.")
+    trivial_value: float | None = Field(
+        default=None, description="The trivial predictor's value on the same eval rows "
+        "(trivial_baseline rule)."
+    )
     message: str = Field(description="One line a person can read.")
 
 

@@ -45,7 +45,10 @@ def csv_rows(name: str) -> int:
 
 
 def input_rows(config: PipelineConfig) -> int | None:
-    """Rows in a local CSV/Parquet input (cheap: newlines or Parquet metadata), else None."""
+    """Rows in a local CSV/Parquet input (cheap: newlines or Parquet metadata), else None.
+
+    Input with no rows at all is refused (ValueError) with ExampleGen's own message.
+    """
     if "://" in config.input.uri or config.input.format not in ("csv", "parquet"):
         return None
     files = [f for f in glob(str(Path(config.input.uri) / config.input.pattern)) if Path(f).is_file()]
@@ -54,8 +57,12 @@ def input_rows(config: PipelineConfig) -> int | None:
     if config.input.format == "parquet":
         import pyarrow.parquet as pq
 
-        return sum(pq.ParquetFile(f).metadata.num_rows for f in files)
-    return sum(csv_rows(f) for f in files)
+        rows = sum(pq.ParquetFile(f).metadata.num_rows for f in files)
+    else:
+        rows = sum(csv_rows(f) for f in files)
+    if rows == 0:
+        raise ValueError(config.input.empty_message(len(files)))
+    return rows
 
 
 def _same_path(snapshot: dict | None, config: PipelineConfig) -> bool:
@@ -66,6 +73,7 @@ def _same_path(snapshot: dict | None, config: PipelineConfig) -> bool:
 
 def estimate_run(config: PipelineConfig) -> tuple[CostEstimate | None, str]:
     """Cost and duration before start, and the basis it was made on (or why there is none)."""
+    rows = input_rows(config)  # refuses empty input before anything else
     with sessions()() as session:
         model = runs.model_by_name(session, config.model_name)
         previous = next(
@@ -82,7 +90,6 @@ def estimate_run(config: PipelineConfig) -> tuple[CostEstimate | None, str]:
                 f"from {previous.name} #{previous.run_number} "
                 f"({previous.duration_seconds:.0f} s, scaled by epochs)")
         else:
-            rows = input_rows(config)
             if rows is None:
                 return None, ("no estimate: no finished run of this model yet and the input's "
                               "size cannot be read cheaply")

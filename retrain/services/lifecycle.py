@@ -96,6 +96,11 @@ def _with_run(flow_run_id: Any,
         return RunIdentity.of(run)
 
 
+def identify_flow_run(flow_run_id: Any) -> RunIdentity | None:
+    """Who the flow run's record is, if it has one."""
+    return _with_run(flow_run_id, lambda session, run: None)
+
+
 def record_stage(flow_run_id: Any, stage: Stage, status: StageStatus, *,
                  seconds: float | None = None, message: str | None = None,
                  output_uri: str | None = None) -> RunIdentity | None:

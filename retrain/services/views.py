@@ -13,6 +13,7 @@ from pydantic import BaseModel, Field
 
 from retrain.domain.clock import aware
 from retrain.domain.costs import CostEstimate
+from retrain.domain.data_gates import FeatureDistance
 from retrain.domain.recommender import ModelType
 from retrain.domain.stages import Stage
 from retrain.domain.status import AttemptOutcome, RunStatus, ScheduleStatus, StageStatus
@@ -131,6 +132,9 @@ class RunDetail(RunRef):
     cost: float | None = Field(default=None, description="What it cost, USD.")
     duration_seconds: float | None = Field(default=None, description="Wall-clock seconds.")
     statistics_report: str | None = Field(default=None, description="TFDV HTML report.")
+    data_findings: list[str] = Field(
+        default_factory=list, description="What the data gates warned about (the run went on).")
+    drift_baseline: str | None = Field(default=None, description="Run drift was measured against.")
     run_dir: str = Field(description="Directory of the files that belong to this run alone.")
 
     @classmethod
@@ -147,7 +151,9 @@ class RunDetail(RunRef):
             registered_version=run.registered_version, deployed=run.deployed,
             estimated_cost=run.estimated_cost, cost=run.cost,
             duration_seconds=run.duration_seconds,
-            statistics_report=(run.artifacts or {}).get("statistics_report"), run_dir=run_dir,
+            statistics_report=(run.artifacts or {}).get("statistics_report"),
+            data_findings=list((run.artifacts or {}).get("data_findings") or []),
+            drift_baseline=(run.artifacts or {}).get("drift_baseline"), run_dir=run_dir,
         )
 
 
@@ -260,3 +266,48 @@ class RunOutcome(BaseModel):
     registered_version: str | None = Field(default=None, description="MLflow version pushed.")
     mlflow_run_id: str | None = Field(default=None, description="MLflow run of the push.")
     artifacts: dict[str, Any] | None = Field(default=None, description="Serving URI, reports.")
+
+
+class DataDistances(BaseModel):
+    """Per-feature distances of one run's train data from another's."""
+
+    run: RunRef = Field(description="The run whose data is measured.")
+    against: RunRef = Field(description="The run it is measured against.")
+    distances: list[FeatureDistance] = Field(description="Features both runs have, by name.")
+    only_in_run: list[str] = Field(description="Features the other run does not have.")
+    only_in_against: list[str] = Field(description="Features this run does not have.")
+
+
+class MetricDelta(BaseModel):
+    """One metric of two runs."""
+
+    name: str = Field(description="Metric name.")
+    a: float | None = Field(description="Run A's value (None: A has no such metric).")
+    b: float | None = Field(description="Run B's value.")
+
+    @property
+    def delta(self) -> float | None:
+        """B minus A, when both have it."""
+        return None if self.a is None or self.b is None else self.b - self.a
+
+
+class ConfigChange(BaseModel):
+    """A config field whose value differs between two runs."""
+
+    path: str = Field(description="Dotted field path, e.g. training.epochs.")
+    a: Any = Field(description="Run A's value (None: unset).")
+    b: Any = Field(description="Run B's value.")
+
+
+class RunComparison(BaseModel):
+    """Two runs side by side."""
+
+    a: RunRef = Field(description="Run A.")
+    b: RunRef = Field(description="Run B.")
+    config_changes: list[ConfigChange] = Field(description="Fields that differ, by path.")
+    metrics: list[MetricDelta] = Field(description="Final metrics of either run, by name.")
+    rules_a: list[dict[str, Any]] = Field(description="A's blessing rules as recorded.")
+    rules_b: list[dict[str, Any]] = Field(description="B's blessing rules as recorded.")
+    blessed: tuple[bool | None, bool | None] = Field(description="Each run's verdict.")
+    data: DataDistances | None = Field(description="B's train data against A's.")
+    data_note: str | None = Field(default=None, description="Why there are no distances.")

@@ -292,6 +292,21 @@ def model_by_name(session: Session, name: str) -> RegisteredModel | None:
     ).scalar_one_or_none()
 
 
+def previous_finished_run(session: Session, model_name: str, *,
+                          before: int | None = None) -> TrainingRun | None:
+    """The model's newest live run that finished (completed or not blessed), optionally
+    numbered below `before`: the baseline its next run's data is compared with."""
+    query = (
+        select(TrainingRun).join(RegisteredModel)
+        .where(RegisteredModel.name == model_name, TrainingRun.deleted_at.is_(None),
+               TrainingRun.status.in_([RunStatus.COMPLETED, RunStatus.NOT_BLESSED]))
+        .order_by(TrainingRun.run_number.desc()).limit(1)
+    )
+    if before is not None:
+        query = query.where(TrainingRun.run_number < before)
+    return session.execute(query).scalar_one_or_none()
+
+
 def runs_sharing_output(session: Session, output_uri: str, *, except_run: str) -> int:
     """How many live runs other than `except_run` use a stage output (cache hits share them)."""
     return len(session.execute(

@@ -1,7 +1,9 @@
 """The blessing decision: a candidate's metrics held to the configured thresholds.
 
 Pure and TF-free. Every rule checked becomes a `RuleResult` (passed or not) in config order,
-so a blessing records why, including what a force-bless overrode.
+so a blessing records why, including what a force-bless overrode. Beside the configured
+bounds, a thresholded metric that has a trivial predictor (`trivial.py`) must beat it by
+`evaluator.trivial_baseline.margin`.
 """
 
 from __future__ import annotations
@@ -9,8 +11,9 @@ from __future__ import annotations
 import math
 from typing import Sequence
 
-from retrain.domain.config import ForceBless, MetricThreshold
+from retrain.domain.evaluation import ForceBless, MetricThreshold, TrivialBaseline
 from retrain.domain.refs import Blessing, RuleResult
+from tasks.evaluator.trivial import perfect_score, predictor_for
 
 FIRST_RUN_MESSAGE = "no baseline (first run): change thresholds skipped, absolute thresholds only"
 
@@ -89,6 +92,73 @@ def _relative_rule(
     )
 
 
+def _shown(value: float, *others: float) -> list[str]:
+    """`value` and `others`, short but with enough digits that unequal numbers read unequal."""
+    numbers = (value, *others)
+    for digits in (4, 6, 9, 12, None):
+        shown = [_number(number, digits) for number in numbers]
+        if all(shown[0] != text or value == number for text, number in zip(shown, numbers)):
+            break
+    return shown
+
+
+def trivial_rule(
+    threshold: MetricThreshold,
+    metrics: dict[str, float],
+    trivial_metrics: dict[str, float],
+    margin: float,
+) -> RuleResult | None:
+    """The candidate against its trivial predictor, or None when there is nothing to compare.
+
+    To pass, the value must lie `margin` of the trivial predictor's distance to a perfect
+    score beyond the trivial value, in the metric's better direction (equal passes).
+    """
+    name = threshold.class_name
+    predictor = predictor_for(name)
+    if predictor is None or name not in trivial_metrics or name not in metrics:
+        return None  # a missing candidate metric has its missing_metric rule already
+    value, trivial = float(metrics[name]), float(trivial_metrics[name])
+    perfect = perfect_score(name)
+    higher = threshold.better_higher
+    step = margin * abs(perfect - trivial)
+    bound = trivial + step if higher else trivial - step
+    passed = _held(value, bound, higher)
+    shown, trivial_shown, bound_shown = _shown(value, trivial, bound)
+    relation = ">=" if higher else "<="
+    how = (f"by {_number(margin * 100)}% of its distance to {_number(perfect)}")
+    if passed:
+        verdict = f"beats the {predictor.value}'s {trivial_shown} {how} ({relation} {bound_shown})"
+    else:
+        verdict = (f"does not beat the {predictor.value}'s {trivial_shown} {how} "
+                   f"(needs {relation} {bound_shown})")
+    return RuleResult(
+        metric=name, rule="trivial_baseline", passed=passed, value=value, threshold=bound,
+        trivial_value=trivial, message=f"{name} {shown} {verdict} (trivial baseline)",
+    )
+
+
+def trivial_rules(
+    thresholds: Sequence[MetricThreshold],
+    metrics: dict[str, float],
+    trivial_metrics: dict[str, float] | None,
+    config: TrivialBaseline,
+) -> list[RuleResult]:
+    """One trivial_baseline rule per thresholded metric that has a trivial value, in config
+    order; none when the rule is off."""
+    if not config.enabled or not trivial_metrics:
+        return []
+    rules: list[RuleResult] = []
+    seen: set[str] = set()
+    for threshold in thresholds:
+        if threshold.class_name in seen:
+            continue
+        seen.add(threshold.class_name)
+        rule = trivial_rule(threshold, metrics, trivial_metrics, config.margin)
+        if rule is not None:
+            rules.append(rule)
+    return rules
+
+
 def _threshold_rules(
     threshold: MetricThreshold,
     metrics: dict[str, float],
@@ -127,12 +197,17 @@ def decide_blessing(
     baseline_metrics: dict[str, float] | None,
     baseline_version: str | None = None,
     force_bless: ForceBless | None = None,
+    trivial_metrics: dict[str, float] | None = None,
+    trivial_baseline: TrivialBaseline | None = None,
 ) -> Blessing:
     """Bless when every rule holds (or when forced), recording each rule's outcome.
 
     ``baseline_metrics`` is None on a first run: change thresholds (max regression, relative
-    tolerance) are then skipped and a ``first_run`` rule says so. A force-bless keeps the
-    failed rules on record and adds a ``force_bless`` rule naming what it overrode.
+    tolerance) are then skipped and a ``first_run`` rule says so. ``trivial_metrics`` are the
+    trivial predictors' values on the same eval rows: each thresholded metric among them gets
+    a ``trivial_baseline`` rule after its own (``trivial_baseline`` config: default, on). A
+    force-bless keeps the failed rules on record and adds a ``force_bless`` rule naming what
+    it overrode.
     """
     baseline_name = (
         f"the baseline (version {baseline_version})" if baseline_version else "the baseline"
@@ -141,8 +216,13 @@ def decide_blessing(
     if baseline_metrics is None:
         rules.append(RuleResult(metric="*", rule="first_run", passed=True,
                                 message=FIRST_RUN_MESSAGE))
+    trivial = trivial_baseline or TrivialBaseline()
+    trivial_names = {rule.metric: rule
+                     for rule in trivial_rules(thresholds, metrics, trivial_metrics, trivial)}
     for threshold in thresholds:
         rules.extend(_threshold_rules(threshold, metrics, baseline_metrics, baseline_name))
+        if threshold.class_name in trivial_names:
+            rules.append(trivial_names.pop(threshold.class_name))
     failed = [rule for rule in rules if not rule.passed]
     blessed = not failed
     forced_reason = None

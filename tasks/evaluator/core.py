@@ -1,4 +1,9 @@
-"""Evaluator: TFMA metrics and the blessing, against the champion model when there is one."""
+"""Evaluator: TFMA metrics and the blessing, against the champion model when there is one.
+
+Beside TFMA's (or the recommender evaluator's) thresholds, each thresholded metric that has a
+trivial predictor (`trivial.py`) must beat it on the same eval rows: a `trivial_baseline`
+rule. On the TFMA path a failed one turns TFMA's BLESSED into NOT_BLESSED.
+"""
 
 from __future__ import annotations
 
@@ -33,26 +38,31 @@ def comparable_baseline(baseline: ArtifactRef | None, trainer: StageOutput) -> A
 def plan(
     config: PipelineConfig,
     examples: StageOutput,
+    transform: StageOutput,
     trainer: StageOutput,
     schema: StageOutput,
     baseline: ArtifactRef | None,
 ) -> StagePlan:
-    """Fingerprint: examples, model, schema, blessing rules and the baseline model."""
+    """Fingerprint: examples, transform (the trivial predictors' labels), model, schema,
+    blessing rules and the baseline model."""
     baseline = comparable_baseline(baseline, trainer)
     parts = {
         "examples": examples.fingerprint,
+        "transform": transform.fingerprint,
         "model": trainer.fingerprint,
         "schema": schema.fingerprint,
         "evaluator": config.evaluator,
         "model_type": config.model.type if config.model else None,
         "baseline": baseline.uri if baseline else None,
     }
-    files = [str(Path(__file__).with_name(name)) for name in _RECOMMENDER_SOURCES]
+    files = [str(Path(__file__).with_name(name)) for name in _SOURCES]
     return StagePlan.for_stage(config, STAGE, fingerprint(STAGE, parts, files))
 
 
-# The recommender evaluator's code is part of the Evaluator's cache key.
-_RECOMMENDER_SOURCES = ("executor.py", "metrics.py", "blessing.py")
+# The evaluator's own code (recommender metrics, blessing rules, trivial predictors) is part
+# of the Evaluator's cache key.
+_SOURCES = ("core.py", "executor.py", "metrics.py", "blessing.py", "trivial.py", "columns.py",
+            "labels.py")
 
 
 def build_eval_config(config: EvaluatorConfig):
@@ -131,6 +141,7 @@ def run(
     plan: StagePlan,
     config: PipelineConfig,
     examples: StageOutput,
+    transform: StageOutput,
     trainer: StageOutput,
     schema: StageOutput,
     baseline: ArtifactRef | None,
@@ -138,7 +149,7 @@ def run(
     """Evaluate and bless: TFMA for user modules, the recommender evaluator for `model`."""
     baseline = comparable_baseline(baseline, trainer)
     if config.model is not None:
-        return _run_recommender(plan, config, examples, trainer, baseline)
+        return _run_recommender(plan, config, examples, transform, trainer, baseline)
     artifacts = run_executor(
         EXECUTOR,
         inputs={
@@ -158,25 +169,34 @@ def run(
     )
     from tfx.dsl.io import fileio
 
-    blessed = fileio.exists(f"{artifacts['blessing'].uri}/BLESSED")
+    tfma_blessed = fileio.exists(f"{artifacts['blessing'].uri}/BLESSED")
     evaluation_uri = artifacts["evaluation"].uri
-    failed = [] if blessed else failed_checks(evaluation_uri)
-    blessing = None
+    metrics = overall_metrics(evaluation_uri)
+    failed = [] if tfma_blessed else failed_checks(evaluation_uri)
+    rules = _trivial_rules(config, examples, transform, metrics)
+    trivial_failed = [rule.message for rule in rules if not rule.passed]
+    failed += trivial_failed
+    blessed = tfma_blessed and not trivial_failed
     force = config.evaluator.force_bless
     if force is not None:
         artifacts["blessing"] = force_blessing(artifacts["blessing"], force.reason)
-        rules = [RuleResult(metric="*", rule="force_bless", passed=True,
-                            message=f"forced: {force.reason}"
-                            + (f" (overrides: {'; '.join(failed)})" if failed else ""))]
-        blessing = Blessing(blessed=True, rules=rules, forced_reason=force.reason,
-                            baseline_version=getattr(baseline, "version", None))
+        rules.append(RuleResult(metric="*", rule="force_bless", passed=True,
+                                message=f"forced: {force.reason}"
+                                + (f" (overrides: {'; '.join(failed)})" if failed else "")))
         blessed = True
+    elif tfma_blessed and not blessed:
+        artifacts["blessing"] = withhold_blessing(artifacts["blessing"], "; ".join(trivial_failed))
+    blessing = None
+    if rules:
+        blessing = Blessing(blessed=blessed, rules=rules,
+                            forced_reason=force.reason if force is not None else None,
+                            baseline_version=getattr(baseline, "version", None))
     return EvaluationOutput(
         stage=STAGE,
         fingerprint=plan.fingerprint,
         artifacts=artifacts,
         blessed=blessed,
-        metrics=overall_metrics(evaluation_uri),
+        metrics=metrics,
         baseline_model_uri=baseline.uri if baseline else None,
         failed_checks=failed,
         blessing=blessing,
@@ -198,21 +218,68 @@ def force_blessing(blessing: ArtifactRef, reason: str) -> ArtifactRef:
     return ArtifactRef.from_tfx(artifact)
 
 
+def withhold_blessing(blessing: ArtifactRef, reason: str) -> ArtifactRef:
+    """Turn a TFMA BLESSED into NOT_BLESSED (a trivial_baseline rule failed), recording why
+    on the artifact; TFX's Pusher then pushes nothing. The mirror of `force_blessing`."""
+    from tfx.dsl.io import fileio
+
+    artifact = blessing.to_tfx()
+    blessed = f"{artifact.uri}/BLESSED"
+    if fileio.exists(blessed):
+        fileio.remove(blessed)
+    with fileio.open(f"{artifact.uri}/NOT_BLESSED", "w") as handle:
+        handle.write("")
+    artifact.set_int_custom_property("blessed", 0)
+    artifact.set_string_custom_property("withheld_reason", reason)
+    return ArtifactRef.from_tfx(artifact)
+
+
+def _trivial_rules(config: PipelineConfig, examples: StageOutput, transform: StageOutput,
+                   metrics: dict[str, float]) -> list[RuleResult]:
+    """The TFMA path's trivial_baseline rules, from the label column (`labels.py`)."""
+    from tasks.evaluator.blessing import trivial_rules
+    from tasks.evaluator.trivial import predictor_for, tfma_key
+
+    evaluator = config.evaluator
+    names = [metric.class_name for metric in evaluator.metrics
+             if predictor_for(metric.class_name) is not None]
+    if not evaluator.trivial_baseline.enabled or not names:
+        return []
+    from tasks.evaluator.labels import trivial_label_metrics
+
+    transformed = transform.artifacts.get("transformed_examples")
+    trivial_metrics = trivial_label_metrics(
+        names, evaluator.label_key, transform["transform_graph"].uri,
+        transformed.uri if transformed else None, examples["examples"].uri,
+        evaluator.example_splits, evaluator.batch_size,
+    )
+    candidate = {name: metrics[tfma_key(name)] for name in names if tfma_key(name) in metrics}
+    return trivial_rules(evaluator.metrics, candidate, trivial_metrics,
+                         evaluator.trivial_baseline)
+
+
 def _run_recommender(
     plan: StagePlan,
     config: PipelineConfig,
     examples: StageOutput,
+    transform: StageOutput,
     trainer: StageOutput,
     baseline: ArtifactRef | None,
 ) -> EvaluationOutput:
     from tasks.evaluator.blessing import failed_lines
     from tasks.evaluator.executor import RecommenderEvalSpec, read_evaluation
 
-    spec = RecommenderEvalSpec(model=config.model, evaluator=config.evaluator,
-                               baseline_version=getattr(baseline, "version", None))
+    features = config.features
+    spec = RecommenderEvalSpec(
+        model=config.model, evaluator=config.evaluator,
+        baseline_version=getattr(baseline, "version", None),
+        candidate_column=features.candidate_id_feature.name if features else None,
+        target_column=features.target.column if features and features.target else None,
+    )
     artifacts = run_executor(
         RECOMMENDER_EXECUTOR,
         inputs={"examples": examples["examples"], "model": trainer["model"],
+                "transform_graph": transform["transform_graph"],
                 "baseline_model": baseline},
         outputs={"evaluation": "ModelEvaluation", "blessing": "ModelBlessing"},
         exec_properties={

@@ -30,11 +30,13 @@ def resolve_baseline(config: PipelineConfig) -> BaselineRef | None:
 def evaluate_model(
     config: PipelineConfig,
     examples: StageOutput,
+    transform: StageOutput,
     trainer: StageOutput,
     schema: StageOutput,
     baseline: ArtifactRef | None,
 ) -> EvaluationOutput:
-    """Compute TFMA metrics on the eval split and decide the blessing."""
+    """Compute the metrics on the eval split (and the trivial predictors', from the train
+    split) and decide the blessing."""
     return run_stage(
-        core.STAGE, core.plan, core.run, config, examples, trainer, schema, baseline
+        core.STAGE, core.plan, core.run, config, examples, transform, trainer, schema, baseline
     )

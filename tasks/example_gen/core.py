@@ -76,7 +76,7 @@ def check_not_empty(source: InputConfig, files: list[str]) -> None:
         fs = fsspec.core.url_to_fs(files[0])[0]
         if any(fs.size(path) > 0 for path in files):
             return
-    raise InputDataError(f"input data is empty: {len(files)} {source.format} file(s) with no rows")
+    raise InputDataError(source.empty_message(len(files)))
 
 
 def split_configs(source: InputConfig) -> tuple[str, str]:

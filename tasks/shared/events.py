@@ -4,6 +4,8 @@ Names (the "new model available" signal seed 001 sent to its inference store is
 `retrain.model.pushed`):
 
   retrain.stage.completed      a stage finished (payload: stage, seconds, cached)
+  retrain.data.drift           a data gate flagged features: drift, skew, empty or constant
+                               (payload: findings, baseline, stopped)
   retrain.epoch.completed      the Trainer finished an epoch (payload: epoch, total, metrics)
   retrain.model.blessed        the Evaluator blessed the model (payload: metrics)
   retrain.model.not-blessed    it did not (payload: reason, metrics); nothing was pushed
@@ -28,6 +30,7 @@ from retrain.services.views import RunIdentity
 logger = logging.getLogger("retrain.events")
 
 STAGE_COMPLETED = "retrain.stage.completed"
+DATA_DRIFT = "retrain.data.drift"
 EPOCH_COMPLETED = "retrain.epoch.completed"
 MODEL_BLESSED = "retrain.model.blessed"
 MODEL_NOT_BLESSED = "retrain.model.not-blessed"

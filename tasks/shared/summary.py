@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from retrain.domain.data_gates import DataFinding
 from retrain.domain.stages import Stage
 
 from retrain.domain.refs import (
@@ -33,6 +34,11 @@ class RunSummary(BaseModel):
     stages: list[StageTiming] = Field(description="Stage timings in pipeline order.")
     rows: dict[str, int] = Field(description="Rows per split.")
     anomalies: dict[str, list[str]] = Field(description="Anomalies per split (if allowed).")
+    data_findings: list[DataFinding] = Field(
+        default_factory=list, description="Features a data gate warned about (drift, skew, "
+        "empty, constant).")
+    data_notes: list[str] = Field(default_factory=list, description="Gates not checked, why.")
+    drift_baseline: str | None = Field(default=None, description="Run drift was measured against.")
     statistics_report: str = Field(description="Path of the TFDV HTML report.")
     metrics: dict[str, float] = Field(description="Evaluator metrics, overall slice.")
     blessed: bool = Field(description="The Evaluator's verdict.")
@@ -62,6 +68,9 @@ def build_summary(
         stages=timings,
         rows={split: stats.rows for split, stats in statistics.splits.items()},
         anomalies=validation.anomalies,
+        data_findings=validation.findings,
+        data_notes=validation.notes,
+        drift_baseline=validation.drift_baseline,
         statistics_report=statistics.html_report,
         metrics=evaluation.metrics,
         blessed=evaluation.blessed,
@@ -82,6 +91,9 @@ def render_markdown(summary: RunSummary) -> str:
     lines += [f"| {split} | {rows} |" for split, rows in summary.rows.items()]
     anomaly_lines = [f"- [{s}] {a}" for s, items in summary.anomalies.items() for a in items[:5]]
     lines += ["", "Top anomalies:", *(anomaly_lines or ["- none"]), ""]
+    lines += [f"Data gates (drift against {summary.drift_baseline or 'no earlier run'}):",
+              *([f"- {f.message} ({f.action.value})" for f in summary.data_findings]
+                or ["- nothing flagged"]), *[f"- {note}" for note in summary.data_notes], ""]
     lines += [f"Full statistics report: `{summary.statistics_report}`", ""]
     lines += ["## Evaluation", "", "| metric | value |", "|---|---|"]
     lines += [f"| {name} | {value:.4f} |" for name, value in sorted(summary.metrics.items())]
@@ -112,6 +124,8 @@ def render_text(summary: RunSummary) -> str:
     for t in summary.stages:
         out.append(f"  {t.stage:<17} {t.state:<10} {t.seconds:7.1f}s")
     out.append("  rows: " + ", ".join(f"{s}={n}" for s, n in summary.rows.items()))
+    out.extend(f"  data {f.action.value}: {f.message}" for f in summary.data_findings)
+    out.extend(f"  data: {note}" for note in summary.data_notes)
     out.append("  metrics: " + ", ".join(f"{k}={v:.4f}" for k, v in sorted(summary.metrics.items())))
     out.append(f"  blessed: {summary.blessed}")
     if summary.blessing is not None:

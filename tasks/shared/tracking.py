@@ -11,6 +11,7 @@ import logging
 from typing import Any, Callable, TypeVar
 
 from retrain.domain.config import PipelineConfig, with_overrides
+from retrain.domain.data_gates import DataFinding
 from retrain.domain.refs import EpochMetrics, TrainerAttempt, TrainerOutput
 from retrain.domain.stages import Stage
 from retrain.domain.status import RunStatus, StageStatus
@@ -43,6 +44,18 @@ def record_stage(flow_run_id: Any, stage: Stage | str, status: StageStatus, *,
         events.emit(events.STAGE_COMPLETED, run, {
             "stage": stage.value, "seconds": seconds, "cached": status == StageStatus.CACHED,
             "output_uri": output_uri})
+
+
+def announce_data_findings(flow_run_id: Any, findings: list[DataFinding],
+                           baseline: str | None, *, stopped: bool) -> None:
+    """Event `retrain.data.drift` when a data gate flagged features (none: no event)."""
+    if not findings:
+        return
+    run = _advisory(lifecycle.identify_flow_run, flow_run_id)
+    events.emit(events.DATA_DRIFT, run, {
+        "findings": [finding.model_dump(mode="json") for finding in findings],
+        "features": sorted({finding.feature for finding in findings}),
+        "baseline": baseline, "stopped": stopped})
 
 
 def record_cached(task: Any, task_run: Any, state: Any) -> None:
@@ -135,7 +148,9 @@ def outcome_of(state: Any) -> RunOutcome:
         registered_version=summary.push.registered_version,
         mlflow_run_id=summary.push.mlflow_run_id,
         artifacts={"serving_uri": summary.push.serving_uri,
-                   "statistics_report": summary.statistics_report},
+                   "statistics_report": summary.statistics_report,
+                   "data_findings": [f.message for f in summary.data_findings],
+                   "drift_baseline": summary.drift_baseline},
     )
 
 

@@ -45,6 +45,12 @@ STOP_GRACE_S = 15.0
 T = TypeVar("T")
 
 
+# A run refused a deployment concurrency slot is rescheduled this many seconds later
+# (Prefect's default: 30). The load tests queue ~50 runs behind a limit of 4: at 30 s each
+# freed slot idles ~25 s on average before the next run takes it.
+QUEUE_RETRY = {"PREFECT_SERVER_DEPLOYMENTS_CONCURRENCY_SLOT_WAIT_SECONDS": "5"}
+
+
 def free_port() -> int:
     """A TCP port on loopback that was free a moment ago."""
     with socket.socket() as sock:
@@ -422,3 +428,26 @@ def webhook_receiver() -> Iterator[WebhookReceiver]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+# The training flow in a process of its own: Prefect's client-side services (events, logs)
+# are per process, and the test process's stay bound to the session harness.
+_RUN_FLOW = """
+import json, sys
+from flows.training_pipeline import training_pipeline
+from retrain.domain.config import PipelineConfig
+state = training_pipeline(PipelineConfig.model_validate_json(sys.stdin.read()), return_state=True)
+print(json.dumps({"flow_run_id": str(state.state_details.flow_run_id),
+                  "type": state.type.value, "message": state.message}))
+"""
+
+
+def run_training_flow(config, env: dict[str, str], cwd: Path, timeout: float = 1200) -> dict:
+    """Run `training-pipeline` on `config` in a fresh process with `env` added (e.g. the
+    PREFECT_API_URL of a spawned server); its final state as {flow_run_id, type, message}."""
+    done = subprocess.run(
+        [sys.executable, "-c", _RUN_FLOW], input=config.model_dump_json(by_alias=True),
+        env={**os.environ, **env}, cwd=cwd, capture_output=True, text=True, timeout=timeout)
+    assert done.returncode == 0, done.stderr[-4000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+

@@ -15,8 +15,6 @@ Every attempt is on the run record with its reason.
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 import uuid
 from pathlib import Path
@@ -25,7 +23,7 @@ import pytest
 
 from kube_emulator import KubeEmulator, Node
 from kube_emulator.worker import create_kubernetes_pool, kubernetes_worker
-from prefect_services import deploy_entrypoint, process_environment
+from prefect_services import deploy_entrypoint, process_environment, run_training_flow
 
 pytestmark = [pytest.mark.slow, pytest.mark.service]
 REPO = Path(__file__).resolve().parents[2]
@@ -86,26 +84,9 @@ def _config(cluster, gpu: dict, epochs: int = EPOCHS):
     )
 
 
-# The training flow runs in a process of its own: Prefect's client-side services (events,
-# logs) are per process and would stay bound to this module's server after it stops.
-RUN_FLOW = """
-import json, sys
-from flows.training_pipeline import training_pipeline
-from retrain.domain.config import PipelineConfig
-state = training_pipeline(PipelineConfig.model_validate_json(sys.stdin.read()), return_state=True)
-print(json.dumps({"flow_run_id": str(state.state_details.flow_run_id),
-                  "type": state.type.value, "message": state.message}))
-"""
-
-
 def _run_pipeline(cluster, config) -> dict:
     """Run the training flow against the module's server; its final state as a dict."""
-    done = subprocess.run(
-        [sys.executable, "-c", RUN_FLOW], input=config.model_dump_json(by_alias=True),
-        env={**os.environ, **cluster["env"]}, cwd=REPO,
-        capture_output=True, text=True, timeout=1200)
-    assert done.returncode == 0, done.stderr[-4000:]
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return run_training_flow(config, cluster["env"], REPO)
 
 
 def _record(flow_run_id: str):

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from prefect_services import (
+    QUEUE_RETRY,
     deploy_entrypoint,
     ensure_process_pool,
     prefect_server,
@@ -53,7 +54,7 @@ def embedded(tmp_path_factory, tiny_interactions):
     pool = f"sqlite-{uuid.uuid4().hex[:6]}"
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    with process_environment(env), prefect_server(home / "server") as api_url, \
+    with process_environment(env), prefect_server(home / "server", QUEUE_RETRY) as api_url, \
             temporary_settings({PREFECT_API_URL: api_url}):
         ensure_process_pool(api_url, pool)
         deploy_entrypoint(api_url, "flows/training_pipeline.py:training_pipeline", "base",

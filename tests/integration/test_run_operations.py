@@ -7,6 +7,7 @@ finished status); the operations are then driven through the same API the CLI ca
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -280,6 +281,18 @@ def test_cli_exit_codes_follow_the_outcome(store, tmp_path):
     assert "  input: input.uri is required for input.format 'csv'" in result.stderr
     assert "  training.epochs: Input should be greater than or equal to 1" in result.stderr
     assert _count_runs() == 0  # nothing recorded for an invalid config
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "rows.csv").write_text("buyer_id,product_id,rating\n")  # a header, no rows
+    header_only = tmp_path / "header-only.json"
+    header_only.write_text(json.dumps(_config(tmp_path, input={
+        "uri": str(empty), "format": "csv", "pattern": "*.csv"})))
+    for command in ("estimate", "start"):
+        result = _cli("runs", command, str(header_only), env=env)
+        assert result.returncode == 2, result.stderr
+        # ExampleGen's own words, one line, no traceback
+        assert result.stderr == "input data is empty: 1 csv file(s) with no rows\n"
+    assert _count_runs() == 0
     broken = tmp_path / "broken.json"
     broken.write_text("{not json")
     result = _cli("runs", "start", str(broken), env=env)

@@ -44,9 +44,10 @@ def _emitted(monkeypatch, name: str, payload: dict) -> dict:
     return sent
 
 
-def test_four_automations_with_unique_names(by_name):
+def test_five_automations_with_unique_names(by_name):
     assert sorted(by_name) == sorted([automations.FAILED_RUN, automations.NOTIFY_FAILED,
-                                      automations.NOTIFY_PAUSED, automations.NOTIFY_NOT_BLESSED])
+                                      automations.NOTIFY_PAUSED, automations.NOTIFY_NOT_BLESSED,
+                                      automations.NOTIFY_DRIFT])
 
 
 def test_failed_crashed_or_timed_out_training_runs_start_the_failure_flow(by_name):
@@ -104,6 +105,34 @@ def test_not_blessed_notification_gives_the_reason(by_name, monkeypatch):
     body = _render(automation.actions[0].body, event=SimpleNamespace(payload=event["payload"]))
     assert body == ("Training run ranker #7 (model ranker) finished but was not blessed, so "
                     "nothing was pushed: rmse 0.9 above 0.5")
+
+
+def test_drift_notification_names_each_feature_its_distance_and_the_outcome(
+        by_name, monkeypatch):
+    from retrain.domain.data_gates import (
+        Comparison, DataGatesConfig, DistanceGate, FeatureDistance, GateAction, Measure,
+        judge_degenerate, judge_distances)
+    from tasks.shared import tracking
+
+    drift = judge_distances(Comparison.DRIFT, DistanceGate(), [
+        FeatureDistance(feature="category", measure=Measure.L_INFINITY, value=0.31)],
+        "ranker #6")
+    empty = judge_degenerate(["notes"], {}, DataGatesConfig())
+    sent = {}
+    monkeypatch.setattr("prefect.events.emit_event", lambda **kw: sent.update(kw))
+    monkeypatch.setattr(tracking.lifecycle, "identify_flow_run", lambda _: RunIdentity(
+        id="r-1", name="ranker", run_number=7, model_name="ranker"))
+    tracking.announce_data_findings("f-1", drift + empty, "ranker #6", stopped=True)
+    automation = by_name[automations.NOTIFY_DRIFT]
+    assert automation.trigger.expect == {sent["event"]} == {events.DATA_DRIFT}
+    assert sent["payload"]["features"] == ["category", "notes"]
+    body = _render(automation.actions[0].body, event=SimpleNamespace(payload=sent["payload"]))
+    assert body == ("Training run ranker #7 (model ranker): drift: category L-infinity "
+                    "distance 0.31 > 0.1 against ranker #6 (warn); empty: notes has no value "
+                    "in any row (fail). The run was stopped at ExampleValidator.")
+    sent.clear()
+    tracking.announce_data_findings("f-1", [], "ranker #6", stopped=False)
+    assert sent == {}  # nothing flagged: no event
 
 
 def test_a_block_reference_must_name_its_type():

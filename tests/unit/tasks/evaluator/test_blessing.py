@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
+from pydantic import ValidationError
 
 from tasks.evaluator.blessing import FIRST_RUN_MESSAGE, decide_blessing, failed_lines
-from retrain.domain.config import ForceBless, MetricThreshold
+from retrain.domain.evaluation import EvaluatorConfig, ForceBless, MetricThreshold, TrivialBaseline
 from retrain.domain.refs import RuleResult
 
 RECALL = "recall_at_100"
@@ -283,3 +285,130 @@ def test_no_thresholds_blesses():
     blessing = decide_blessing({}, [], {RECALL: 0.5}, "4")
     assert blessing.blessed and blessing.rules == [] and failed_lines(blessing) == []
     assert blessing.baseline_version == "4"
+
+
+# Trivial baseline --------------------------------------------------------------------------
+ACCURACY = "BinaryAccuracy"
+
+
+def trivial_blessing(metric, value, trivial, margin=0.25, force_bless=None, **threshold):
+    """A first-run blessing of one thresholded metric against its trivial predictor."""
+    return decide_blessing({metric: value}, [MetricThreshold(class_name=metric, **threshold)],
+                           None, force_bless=force_bless, trivial_metrics={metric: trivial},
+                           trivial_baseline=TrivialBaseline(margin=margin))
+
+
+@pytest.mark.parametrize(
+    ("value", "passed"),
+    # Majority class 0.75, margin 25% of its distance to 1: the bound is 0.8125.
+    [(0.8125, True), (np.nextafter(0.8125, 0), False), (0.75, False), (0.9, True)],
+)
+def test_trivial_baseline_at_the_margin_higher_is_better(value, passed):
+    blessing = trivial_blessing(ACCURACY, value, 0.75)
+    rule = only_rule(blessing, "trivial_baseline")
+    assert (blessing.blessed, rule.passed) == (passed, passed)
+    assert (rule.metric, rule.value, rule.trivial_value, rule.threshold) == (
+        ACCURACY, value, 0.75, 0.8125)
+
+
+@pytest.mark.parametrize(
+    ("value", "passed"),
+    # Train-mean RMSE 1.0, margin 25% of its distance to 0: the bound is 0.75.
+    [(0.75, True), (np.nextafter(0.75, 1), False), (1.0, False), (0.5, True)],
+)
+def test_trivial_baseline_at_the_margin_lower_is_better(value, passed):
+    blessing = trivial_blessing("rmse", value, 1.0)
+    rule = only_rule(blessing, "trivial_baseline")
+    assert (blessing.blessed, rule.passed, rule.threshold) == (passed, passed, 0.75)
+
+
+def test_trivial_baseline_direction_comes_from_the_threshold():
+    # Declared higher-is-better, an error must rise above the trivial value to pass.
+    assert trivial_blessing("mae", 1.25, 1.0, higher_is_better=True).blessed
+    assert not trivial_blessing("mae", 0.5, 1.0, higher_is_better=True).blessed
+
+
+def test_trivial_baseline_messages_name_both_values():
+    failing = trivial_blessing(ACCURACY, 0.7751, 0.7751, margin=0.05)
+    assert failed_lines(failing) == [
+        "BinaryAccuracy 0.7751 does not beat the majority-class predictor's 0.7751 by 5% of "
+        "its distance to 1 (needs >= 0.7863) (trivial baseline)"]
+    passing = trivial_blessing("rmse", 0.9, 1.1, margin=0.05)
+    assert only_rule(passing, "trivial_baseline").message == (
+        "rmse 0.9 beats the train-mean predictor's 1.1 by 5% of its distance to 0 (<= 1.045) "
+        "(trivial baseline)")
+    recall = trivial_blessing(RECALL, 0.3, 0.3001, margin=0.0)
+    assert failed_lines(recall) == [
+        "recall_at_100 0.3 does not beat the most-popular-items predictor's 0.3001 by 0% of "
+        "its distance to 1 (needs >= 0.3001) (trivial baseline)"]
+
+
+def test_zero_margin_means_not_worse_than_the_trivial_predictor():
+    assert trivial_blessing(ACCURACY, 0.75, 0.75, margin=0.0).blessed
+    assert not trivial_blessing(ACCURACY, 0.7499, 0.75, margin=0.0).blessed
+
+
+def test_a_perfect_trivial_predictor_is_matched_not_beaten():
+    # Every eval label is the majority class: only a perfect model ties it.
+    assert trivial_blessing(ACCURACY, 1.0, 1.0).blessed
+    assert not trivial_blessing(ACCURACY, 0.99, 1.0).blessed
+
+
+def test_nan_never_beats_the_trivial_predictor():
+    blessing = trivial_blessing("rmse", float("nan"), 1.0)
+    assert not blessing.blessed
+    assert "rmse nan does not beat" in failed_lines(blessing)[0]
+
+
+def test_force_bless_overrides_a_failed_trivial_baseline():
+    blessing = trivial_blessing(ACCURACY, 0.75, 0.75, lower_bound=0.6,
+                                force_bless=ForceBless(reason="known weak model, INC-7"))
+    assert blessing.blessed and blessing.forced_reason == "known weak model, INC-7"
+    assert [(r.rule, r.passed) for r in blessing.rules] == [
+        ("first_run", True), ("lower_bound", True), ("trivial_baseline", False),
+        ("force_bless", True)]
+    assert blessing.rules[-1].message == (
+        "forced: known weak model, INC-7 (overrides: BinaryAccuracy trivial_baseline)")
+
+
+def test_trivial_rule_follows_its_metrics_own_rules_in_config_order():
+    thresholds = [MetricThreshold(class_name="rmse", upper_bound=2.0, max_regression=0.1),
+                  MetricThreshold(class_name="example_count"),
+                  MetricThreshold(class_name=RECALL, lower_bound=0.1)]
+    trivial = {"rmse": 1.0, RECALL: 0.2, "mae": 0.1}
+    blessing = decide_blessing({"rmse": 0.5, RECALL: 0.5, "example_count": 9.0, "mae": 0.9},
+                               thresholds, {"rmse": 0.5}, trivial_metrics=trivial)
+    assert [(r.metric, r.rule) for r in blessing.rules] == [
+        ("rmse", "upper_bound"), ("rmse", "max_regression"), ("rmse", "trivial_baseline"),
+        (RECALL, "lower_bound"), (RECALL, "trivial_baseline")]
+    assert blessing.blessed  # mae is not thresholded: its trivial value decides nothing
+
+
+def test_no_trivial_rule_when_off_or_without_a_trivial_predictor():
+    thresholds = [MetricThreshold(class_name=ACCURACY, lower_bound=0.6),
+                  MetricThreshold(class_name="loss", upper_bound=1.0)]
+    metrics, trivial = {ACCURACY: 0.7, "loss": 0.5}, {ACCURACY: 0.75, "loss": 0.6}
+    off = decide_blessing(metrics, thresholds, None, trivial_metrics=trivial,
+                          trivial_baseline=TrivialBaseline(enabled=False))
+    assert off.blessed and "trivial_baseline" not in [r.rule for r in off.rules]
+    on = decide_blessing(metrics, thresholds, None, trivial_metrics=trivial)
+    assert [(r.metric, r.rule, r.passed) for r in on.failed] == [
+        (ACCURACY, "trivial_baseline", False)]  # 'loss' has no trivial predictor: no rule
+    assert decide_blessing(metrics, thresholds, None).blessed  # no trivial values, no rule
+
+
+def test_a_missing_candidate_metric_gets_only_its_missing_metric_rule():
+    blessing = decide_blessing({}, [MetricThreshold(class_name="rmse", upper_bound=1.0)], None,
+                               trivial_metrics={"rmse": 1.0})
+    assert [r.rule for r in blessing.rules] == ["first_run", "missing_metric"]
+
+
+def test_trivial_baseline_config():
+    default = TrivialBaseline()
+    assert (default.enabled, default.margin) == (True, 0.05)
+    assert EvaluatorConfig().trivial_baseline == default
+    for margin in (-0.01, 1.0):
+        with pytest.raises(ValidationError):
+            TrivialBaseline(margin=margin)
+    for model in (TrivialBaseline, EvaluatorConfig):
+        assert all(field.description for field in model.model_fields.values())
