@@ -8,9 +8,7 @@ reconciliation has run.
 
 The same 20-trigger case on Prefect's SQLite server is in test_prefect_load_sqlite.py.
 Every run hits the stage cache after a first warm-up run, so the load is Prefect's and the
-store's, not training's. The triggers here are 30 (more than the SQLite server survives);
-benchmarks/prefect_load.py measures 50 on both backends: at 50 this one test took 37 of
-CI's 90 minutes on 2 cores, nearly all of it the queue behind the limit of 4.
+store's, not training's.
 """
 
 from __future__ import annotations
@@ -40,7 +38,7 @@ from prefect_services import (
 )
 
 pytestmark = [pytest.mark.slow, pytest.mark.service]
-TRIGGERS = 30
+TRIGGERS = 50
 REPO = Path(__file__).resolve().parents[2]
 BASE = "training-pipeline/base"
 TRAINING_LIMIT = 4  # prefect.yaml's training_limit

@@ -9,6 +9,7 @@ test process, the worker's flow runs and `retrain` on the command line share one
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import uuid
@@ -122,7 +123,10 @@ def test_killed_run_is_crashed_at_its_stage_and_its_rerun_resumes_from_cache(lif
     # The rerun, from the command line in this process: unchanged stages come from the cache.
     result = _cli(lifecycle, "runs", "rerun", ref.id)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "crash-probe #2" in result.stdout and "is completed" in result.stdout
+    # Done either way: tiny data trains a model no better than the most popular products,
+    # so the blessing's trivial-baseline rule may refuse it (not blessed is a finished run).
+    assert re.search(r"crash-probe #2 \(.*\) is (completed|not_blessed);", result.stdout), \
+        result.stdout
     with sessions()() as session:
         rerun = session.execute(select(TrainingRun).where(TrainingRun.run_number == 2)).scalar_one()
         assert rerun.name == "crash-probe" and rerun.source_run_id == ref.id
