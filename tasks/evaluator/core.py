@@ -203,35 +203,30 @@ def run(
     )
 
 
-def force_blessing(blessing: ArtifactRef, reason: str) -> ArtifactRef:
-    """Turn a TFMA NOT_BLESSED into BLESSED, recording the reason on the artifact."""
+def _mark(blessing: ArtifactRef, blessed: bool, reason_property: str, reason: str) -> ArtifactRef:
+    """Rewrite a ModelBlessing's marker file and `blessed` property, recording the reason."""
     from tfx.dsl.io import fileio
 
     artifact = blessing.to_tfx()
-    not_blessed = f"{artifact.uri}/NOT_BLESSED"
-    if fileio.exists(not_blessed):
-        fileio.remove(not_blessed)
-    with fileio.open(f"{artifact.uri}/BLESSED", "w") as handle:
+    marker, other = ("BLESSED", "NOT_BLESSED") if blessed else ("NOT_BLESSED", "BLESSED")
+    if fileio.exists(f"{artifact.uri}/{other}"):
+        fileio.remove(f"{artifact.uri}/{other}")
+    with fileio.open(f"{artifact.uri}/{marker}", "w") as handle:
         handle.write("")
-    artifact.set_int_custom_property("blessed", 1)
-    artifact.set_string_custom_property("forced_reason", reason)
+    artifact.set_int_custom_property("blessed", int(blessed))
+    artifact.set_string_custom_property(reason_property, reason)
     return ArtifactRef.from_tfx(artifact)
+
+
+def force_blessing(blessing: ArtifactRef, reason: str) -> ArtifactRef:
+    """Turn a TFMA NOT_BLESSED into BLESSED, recording the reason on the artifact."""
+    return _mark(blessing, True, "forced_reason", reason)
 
 
 def withhold_blessing(blessing: ArtifactRef, reason: str) -> ArtifactRef:
     """Turn a TFMA BLESSED into NOT_BLESSED (a trivial_baseline rule failed), recording why
     on the artifact; TFX's Pusher then pushes nothing. The mirror of `force_blessing`."""
-    from tfx.dsl.io import fileio
-
-    artifact = blessing.to_tfx()
-    blessed = f"{artifact.uri}/BLESSED"
-    if fileio.exists(blessed):
-        fileio.remove(blessed)
-    with fileio.open(f"{artifact.uri}/NOT_BLESSED", "w") as handle:
-        handle.write("")
-    artifact.set_int_custom_property("blessed", 0)
-    artifact.set_string_custom_property("withheld_reason", reason)
-    return ArtifactRef.from_tfx(artifact)
+    return _mark(blessing, False, "withheld_reason", reason)
 
 
 def _trivial_rules(config: PipelineConfig, examples: StageOutput, transform: StageOutput,

@@ -156,6 +156,17 @@ class RecallAccumulator:
         return metrics
 
 
+def single_column(values: np.ndarray, what: str) -> np.ndarray:
+    """`values` as a 1-D array: (batch,) as it is, (batch, 1) flattened; ValueError otherwise."""
+    array = np.asarray(values)
+    # (batch, 1) is how Keras shapes a single output; anything wider is a caller's bug.
+    if array.ndim == 2 and array.shape[1] == 1:
+        array = array[:, 0]
+    if array.ndim != 1:
+        raise ValueError(f"{what} must have shape (batch,) or (batch, 1), got {array.shape}")
+    return array
+
+
 class RegressionAccumulator:
     """RMSE and MAE of predictions against targets, from float64 running sums."""
 
@@ -171,12 +182,7 @@ class RegressionAccumulator:
 
     @staticmethod
     def _column(values: np.ndarray, what: str) -> np.ndarray:
-        array = np.asarray(values)
-        # (batch, 1) is how Keras shapes a single output; anything wider is a caller's bug.
-        if array.ndim == 2 and array.shape[1] == 1:
-            array = array[:, 0]
-        if array.ndim != 1:
-            raise ValueError(f"{what} must have shape (batch,) or (batch, 1), got {array.shape}")
+        array = single_column(values, what)
         if array.size and (not np.issubdtype(array.dtype, np.number) or np.iscomplexobj(array)):
             raise ValueError(f"{what} must be real numbers, got {array.dtype}")
         array = array.astype(np.float64, copy=False)

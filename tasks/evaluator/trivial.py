@@ -20,6 +20,8 @@ from typing import NamedTuple, Sequence
 
 import numpy as np
 
+from tasks.evaluator.metrics import single_column
+
 
 class TrivialPredictor(str, Enum):
     """How a trivial predictor predicts (its value is the name a rule's message shows)."""
@@ -106,15 +108,6 @@ def tfma_key(metric: str) -> str:
     return TFMA_KEYS.get(metric, metric)
 
 
-def _column(values: np.ndarray, what: str) -> np.ndarray:
-    array = np.asarray(values)
-    if array.ndim == 2 and array.shape[1] == 1:
-        array = array[:, 0]
-    if array.ndim != 1:
-        raise ValueError(f"{what} must have shape (batch,) or (batch, 1), got {array.shape}")
-    return array
-
-
 class LabelTally:
     """One pass over the train split's labels: the class counts and the mean.
 
@@ -131,7 +124,7 @@ class LabelTally:
 
     def add(self, labels: np.ndarray) -> None:
         """Count one batch of labels, one per row."""
-        array = _column(labels, "labels")
+        array = single_column(labels, "labels")
         if array.size == 0:
             return
         if self._classes is not None:
@@ -181,7 +174,7 @@ class ConstantScores:
 
     def add(self, labels: np.ndarray) -> None:
         """Score one batch of eval labels, one per row."""
-        array = _column(labels, "labels")
+        array = single_column(labels, "labels")
         if self._majority is not None:
             self._correct += int(np.count_nonzero(array == self._majority))
         if self._mean is not None and array.size:
