@@ -17,6 +17,10 @@
   retrain: notify data drift
       on `retrain.data.drift`, send a notification: which features crossed which data gate
       (drift, skew, empty, constant), by how much, and whether the run was stopped.
+  retrain: notify serving change
+      on `retrain.model.pushed`, `.deployed`, `.undeployed` and `.rolled-back`, tell the
+      serving side (seed 001's inference store, a TF Serving operator): the model, the
+      version now served, its serving path and models.config, and the champion it replaced.
 
 `sync_automations` is idempotent: an automation is matched by name and updated, never
 duplicated; `sync_on_server` runs it on the configured Prefect server (`retrain automations
@@ -49,6 +53,9 @@ NOTIFY_FAILED = "retrain: notify failed run"
 NOTIFY_PAUSED = "retrain: notify schedule paused"
 NOTIFY_NOT_BLESSED = "retrain: notify not blessed"
 NOTIFY_DRIFT = "retrain: notify data drift"
+NOTIFY_SERVING = "retrain: notify serving change"
+SERVING_EVENTS = ("retrain.model.pushed", "retrain.model.deployed", "retrain.model.undeployed",
+                  "retrain.model.rolled-back")
 
 
 class SyncedAutomation(BaseModel):
@@ -65,7 +72,7 @@ def _jinja(template: str) -> dict[str, str]:
 
 
 def definitions(failure_deployment_id: UUID, block_document_id: UUID) -> list[AutomationCore]:
-    """The five automations, for a failure-handler deployment and a notification block."""
+    """The six automations, for a failure-handler deployment and a notification block."""
     from prefect.events.actions import RunDeployment, SendNotification
     from prefect.events.schemas.automations import AutomationCore, EventTrigger, Posture
 
@@ -73,11 +80,14 @@ def definitions(failure_deployment_id: UUID, block_document_id: UUID) -> list[Au
         return EventTrigger(expect=events, match=match, match_related=related or {},
                             posture=Posture.Reactive, threshold=1)
 
-    def notify(name: str, description: str, event: str, *, subject: str, body: str):
-        """On a retrain event about a run record, send a notification through the block."""
+    def notify(name: str, description: str, event: str | set[str], *, subject: str, body: str,
+               resource: str = "retrain.run.*"):
+        """On a retrain event about a run record (or `resource`), send a notification
+        through the block."""
         return AutomationCore(
             name=name, description=description,
-            trigger=on({event}, {"prefect.resource.id": "retrain.run.*"}),
+            trigger=on({event} if isinstance(event, str) else event,
+                       {"prefect.resource.id": resource}),
             actions=[SendNotification(block_document_id=block_document_id, subject=subject,
                                       body=body)],
             tags=["retrain"],
@@ -129,6 +139,19 @@ def definitions(failure_deployment_id: UUID, block_document_id: UUID) -> list[Au
                     "{% if not loop.last %}; {% endif %}{% endfor %}. The run "
                     "{% if event.payload.stopped %}was stopped at ExampleValidator"
                     "{% else %}went on{% endif %}."),
+        notify(NOTIFY_SERVING, "Tell the serving side what a model serves now: after a push, "
+                               "deploy, undeploy or rollback.",
+               set(SERVING_EVENTS), resource="retrain.model.*",
+               subject="retrain: {{ event.payload.model }} {{ event.payload.action }}"
+                       "{% if event.payload.version %} v{{ event.payload.version }}{% endif %}",
+               body="{{ event.payload.model }}: {{ event.payload.action }} by "
+                    "{{ event.payload.actor }}. "
+                    "{% if event.payload.version %}Serving version {{ event.payload.version }} "
+                    "from {{ event.payload.serving_uri }}"
+                    "{% else %}Nothing is served{% endif %} (TF Serving config "
+                    "{{ event.payload.config_uri }}). Replaced champion: "
+                    "{{ event.payload.replaced_version or 'none' }}."
+                    "{% if event.payload.reason %} Reason: {{ event.payload.reason }}{% endif %}"),
     ]
 
 

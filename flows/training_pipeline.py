@@ -74,7 +74,7 @@ def training_pipeline(
     trainer = train_model(config, transform, schema)
     baseline = resolve_baseline(config)
     evaluation = evaluate_model(config, examples, transform, trainer, schema, baseline)
-    push = push_model(config, trainer, evaluation)
+    push = push_model(config, trainer, evaluation, statistics)
     summary = summarize_run(config, statistics, validation, evaluation, push)
     if not evaluation.blessed:
         # Not blessed is an outcome of its own, not a failure: nothing was pushed.

@@ -8,6 +8,7 @@
     retrain runs edit RUN --set PATH=VALUE …    edit a finished run's config (the template)
     retrain runs cancel RUN                     cancel a run and its Prefect flow runs
     retrain runs delete RUN --yes               delete a finished run and its artifacts
+    retrain runs push RUN [--reason R]          push a blessed run that was never pushed
     retrain runs list [--model M] [--status S] [--limit N]
     retrain runs show RUN [--no-plot]           stages, metrics, epochs, training curve
     retrain runs data RUN                       statistics and schema summary, TFDV report path
@@ -16,7 +17,10 @@
     retrain runs best [--model-type T]          best runs per model type by key metric
     retrain runs reconcile [--lookback-hours H] record runs that died before their hooks wrote
     retrain models list [--no-sync]             versions, champion, deployed, schedule
-    retrain models show NAME                    one model's versions
+    retrain models show NAME                    one model's versions and serving history
+    retrain models deploy NAME --version N      make version N the champion and serve it
+    retrain models undeploy NAME                serve nothing for NAME
+    retrain models rollback NAME                the previous champion again
     retrain models check-name NAME              exit 0 if free, 3 if taken, 2 if invalid
     retrain schedules preview|create|list|show|pause|resume|cancel|trigger|delete|sync
     retrain automations sync [--webhook-url URL]   (see flows/cli/schedules.py)

@@ -22,6 +22,35 @@ def _show(args) -> int:
     return ExitCode.DONE
 
 
+def _actor() -> str:
+    import getpass
+
+    return f"{getpass.getuser()} (retrain CLI)"
+
+
+def _changed(change) -> int:
+    render.print_serving_change(change)
+    return ExitCode.DONE
+
+
+def _deploy(args) -> int:
+    from retrain.services import serving
+
+    return _changed(serving.deploy(args.name, args.version, actor=_actor(), reason=args.reason))
+
+
+def _undeploy(args) -> int:
+    from retrain.services import serving
+
+    return _changed(serving.undeploy(args.name, actor=_actor(), reason=args.reason))
+
+
+def _rollback(args) -> int:
+    from retrain.services import serving
+
+    return _changed(serving.rollback(args.name, actor=_actor(), reason=args.reason))
+
+
 def _check_name(args) -> int:
     from retrain.services.catalog import check_name
 
@@ -42,9 +71,20 @@ def add_parsers(groups) -> None:
     models_list.add_argument("--no-sync", action="store_true",
                              help="do not refresh versions from the MLflow registry")
     models_list.set_defaults(fn=_list)
-    models_show = model.add_parser("show", help="one model's versions")
+    models_show = model.add_parser("show", help="one model's versions and serving history")
     models_show.add_argument("name")
     models_show.set_defaults(fn=_show)
+    deploy = model.add_parser("deploy", help="make version N the champion and serve it")
+    deploy.add_argument("name")
+    deploy.add_argument("--version", required=True, help="registered version to serve")
+    undeploy = model.add_parser("undeploy", help="serve nothing for the model (the champion "
+                                                 "stays the baseline new runs must beat)")
+    undeploy.add_argument("name")
+    rollback = model.add_parser("rollback", help="the previous champion again")
+    rollback.add_argument("name")
+    for command, fn in ((deploy, _deploy), (undeploy, _undeploy), (rollback, _rollback)):
+        command.add_argument("--reason", help="why, kept in the model's history")
+        command.set_defaults(fn=fn)
     check = model.add_parser("check-name", help="is a model name free?")
     check.add_argument("name")
     check.set_defaults(fn=_check_name)

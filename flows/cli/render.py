@@ -126,7 +126,8 @@ def print_model_list(models) -> None:
     for m in models:
         kind = m.model_type.value if m.model_type else ""
         print(f"{m.name:<32} {kind:<12} {m.runs:>4}  {m.latest_version or '-':>6} "
-              f"{m.champion_version or '-':>8}  {'yes' if m.deployed else 'no':<8}  "
+              f"{m.champion_version or '-':>8}  "
+              f"{'v' + m.deployed_version if m.deployed and m.deployed_version else 'no':<8}  "
               f"{_schedule(m)}")
 
 
@@ -134,9 +135,38 @@ def print_model(m) -> None:
     """`retrain models show`: one model, its template run and its versions."""
     kind = m.model_type.value if m.model_type else None
     print(f"{m.name}  ({kind})  {m.runs} runs; schedule {_schedule(m)}; "
-          f"{'deployed v' + m.champion_version if m.deployed else 'not deployed'}")
+          f"{_serving(m)}")
     if m.template:
         print(f"  template {m.template.label} ({m.template.id})")
     for v in m.versions:
         run = f"{v.run.label} ({v.run.id})" if v.run else "(no recorded run)"
-        print(f"  v{v.version:<4} {'champion' if v.champion else '':<8}  {run}")
+        served = "serving" if m.deployed and v.version == m.deployed_version else ""
+        print(f"  v{v.version:<4} {'champion' if v.champion else '':<8} {served:<7}  {run}")
+    if m.history:
+        print("  history:")
+    for change in m.history:
+        print(f"  {change.sequence:>3}. {change.at:%Y-%m-%d %H:%M:%S}  {print_change_line(change)}")
+
+
+def _serving(m) -> str:
+    if not m.deployed:
+        return "not deployed" + (f" (champion v{m.champion_version})" if m.champion_version
+                                 else "")
+    since = f" since {m.deployed_at:%Y-%m-%d %H:%M}" if m.deployed_at else ""
+    return f"deployed v{m.deployed_version}{since}"
+
+
+def print_serving_change(change) -> None:
+    """A deploy, undeploy, rollback or push done: what serves now and where it is written."""
+    print(print_change_line(change))
+    if change.serving_uri and change.version:
+        print(f"  serving {change.serving_uri}")
+    if change.config_uri:
+        print(f"  TF Serving config {change.config_uri}")
+
+
+def print_change_line(change) -> str:
+    """One serving change: action, what serves, what it replaced, who and why."""
+    run = f" from {change.run.label}" if change.run else ""
+    why = f": {change.reason}" if change.reason else ""
+    return f"{change.summary}{run}, by {change.actor}{why}"

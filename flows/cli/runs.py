@@ -122,6 +122,17 @@ def _delete(args) -> int:
     return ExitCode.DONE
 
 
+def _push(args) -> int:
+    import getpass
+
+    from flows.model_operations import push_blessed_run
+
+    change = push_blessed_run(args.run, actor=f"{getpass.getuser()} (retrain CLI)",
+                              reason=args.reason)
+    render.print_serving_change(change)
+    return ExitCode.DONE
+
+
 def _list(args) -> int:
     from retrain.services.catalog import list_runs
 
@@ -216,6 +227,11 @@ def add_parsers(groups) -> None:
     delete.add_argument("run")
     delete.add_argument("--yes", action="store_true", help="confirm the deletion")
     delete.set_defaults(fn=_delete)
+    push = run.add_parser("push", help="push a blessed run whose push failed or never "
+                                       "happened: it becomes the champion and serves")
+    push.add_argument("run")
+    push.add_argument("--reason", help="why, kept in the model's history")
+    push.set_defaults(fn=_push)
     listing = run.add_parser("list", help="newest runs first")
     listing.add_argument("--model", help="only this registered model")
     listing.add_argument("--status", choices=[s.value for s in RunStatus])

@@ -175,3 +175,38 @@ def registry_state(model_name: str) -> RegistryState:
 def delete_version(model_name: str, version: str) -> None:
     """Remove one registered version (never the champion: callers check first)."""
     client().delete_model_version(model_name, version)
+
+
+class VersionInfo(BaseModel):
+    """One registered version, as the Pusher tagged it."""
+
+    version: str = Field(description="MLflow registered-model version.")
+    serving_uri: str | None = Field(description="The serving version directory it was pushed to.")
+    serving_version: str | None = Field(description="That directory's name (unix seconds).")
+    mlflow_run_id: str | None = Field(description="MLflow run that logged it.")
+    flow_run_id: str | None = Field(description="Prefect flow run of the push.")
+
+
+def version_info(model_name: str, version: str) -> VersionInfo | None:
+    """Registered version `version` of `model_name`, or None if there is no such version."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        found = client().get_model_version(model_name, version)
+    except MlflowException:
+        return None
+    return VersionInfo(version=str(found.version), serving_uri=found.tags.get(SERVING_URI_TAG),
+                       serving_version=found.tags.get(SERVING_VERSION_TAG),
+                       mlflow_run_id=found.run_id, flow_run_id=found.tags.get(FLOW_RUN_ID_TAG))
+
+
+def set_champion(model_name: str, version: str) -> None:
+    """Move the champion alias of `model_name` to `version`."""
+    client().set_registered_model_alias(model_name, CHAMPION, version)
+
+
+def log_files(run_id: str, paths: list[str], artifact_path: str) -> None:
+    """Log local files to an MLflow run under `artifact_path`."""
+    mlflow_client = client()
+    for path in paths:
+        mlflow_client.log_artifact(run_id, path, artifact_path=artifact_path)

@@ -54,6 +54,22 @@ class MetricThreshold(_Config):
         return self.class_name not in LOWER_IS_BETTER
 
 
+def _squashed(name: str) -> str:
+    return name.replace("_", "").lower()
+
+
+def higher_is_better(metric: str, thresholds: list[MetricThreshold]) -> bool:
+    """Whether a higher value of `metric` (as metrics are keyed: mean_absolute_error,
+    rmse, recall_at_100 …) is better: the direction of its threshold, if one is configured,
+    else lower for errors and losses."""
+    for threshold in thresholds:
+        if _squashed(threshold.class_name) == _squashed(metric):
+            return threshold.better_higher
+    squashed = _squashed(metric)
+    lower = {_squashed(name) for name in LOWER_IS_BETTER}
+    return squashed not in lower and not squashed.endswith(("error", "loss", "crossentropy"))
+
+
 class ForceBless(_Config):
     """Bless regardless of the thresholds; the reason is recorded with the blessing."""
 

@@ -245,3 +245,10 @@ class PushOutput(StageOutput):
     registered_version: str | None = Field(
         default=None, description="MLflow registered-model version created for it."
     )
+    model_card_uri: str | None = Field(
+        default=None, description="Its model card, beside the pushed model.")
+    stac_item_uri: str | None = Field(
+        default=None, description="Its STAC Item (MLM extension), beside the pushed model.")
+    publication_error: str | None = Field(
+        default=None, description="Why the card and item were not written, if they were not "
+                                  "(the push itself stands).")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from retrain.domain.clock import utcnow
+from retrain.domain.clock import aware, utcnow
 from retrain.domain.config import LOWER_IS_BETTER, check_model_name
 from retrain.domain.recommender import ModelType
 from retrain.domain.stages import Stage
@@ -26,8 +26,9 @@ from retrain.services.views import (
     RunDetail,
     RunListItem,
     RunRef,
+    ServingChangeView,
 )
-from retrain.store import runs
+from retrain.store import runs, serving
 from retrain.store.orm import RegisteredModel, TrainingRun
 from retrain.store.sessions import sessions
 
@@ -142,7 +143,13 @@ def sync_model(session, model: RegisteredModel) -> None:
         version = state.flow_run_versions.get(run.flow_run_id or "")
         if version and run.registered_version is None:
             run.registered_version = version
-    runs.mark_deployed(session, model, state.champion, latest=state.latest)
+    if serving.has_changes(session, model):
+        # What serves is what retrain's own operations wrote (an undeployed champion
+        # serves nothing); the registry says who is champion and the newest version.
+        model.champion_version = state.champion
+        model.latest_version = state.latest
+    else:  # pushed before serving changes were recorded: the champion serves
+        runs.mark_deployed(session, model, state.champion, latest=state.latest)
     model.synced_at = utcnow()
 
 
@@ -154,7 +161,8 @@ def _overview(session, model: RegisteredModel) -> ModelOverview:
     return ModelOverview(
         name=model.name, model_type=_model_type(model), runs=model.last_run_number,
         latest_version=model.latest_version, champion_version=model.champion_version,
-        deployed=model.deployed,
+        deployed=model.deployed, deployed_version=model.deployed_version,
+        deployed_at=aware(model.deployed_at),
         versions=[ModelVersion(version=v, run=RunRef.of(r) if r else None,
                                champion=v == model.champion_version)
                   for v, r in sorted(by_version.items(), key=lambda kv: int(kv[0]))],
@@ -177,7 +185,13 @@ def list_models(*, sync: bool = True, name: str | None = None) -> list[ModelOver
         for model in models:
             if sync:
                 sync_model(session, model)
-            overviews.append(_overview(session, model))
+            overview = _overview(session, model)
+            if name is not None:  # `models show`: the serving history too
+                overview.history = [
+                    ServingChangeView.of(change, session.get(TrainingRun, change.run_id)
+                                         if change.run_id else None)
+                    for change in model.serving_changes]
+            overviews.append(overview)
         return overviews
 
 

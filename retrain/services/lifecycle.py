@@ -167,10 +167,13 @@ def finish_run(flow_run_id: Any, outcome: RunOutcome) -> RunIdentity | None:
             refresh_schedule(session, run)
             return
         fields = outcome.model_dump(exclude={"status", "message"}, exclude_unset=True)
+        # The Pusher recorded its push itself (services/serving.py: the serving change
+        # and the deployed flags), when it happened.
         runs.set_status(session, run.id, outcome.status, **fields)
-        if outcome.registered_version:
-            # The Pusher made this version the champion: it is the one serving now.
-            runs.mark_deployed(session, run.registered_model, outcome.registered_version)
+        model = run.registered_model
+        # A rerun whose model already serves reports the champion's version: it serves too.
+        run.deployed = bool(model.deployed and outcome.registered_version
+                            and model.deployed_version == outcome.registered_version)
         record_cost(run)
         refresh_schedule(session, run)
     return _with_run(flow_run_id, action)

@@ -15,9 +15,11 @@ from retrain.domain.clock import aware
 from retrain.domain.costs import CostEstimate
 from retrain.domain.data_gates import FeatureDistance
 from retrain.domain.recommender import ModelType
+from retrain.domain.serving import ModelAction
 from retrain.domain.stages import Stage
 from retrain.domain.status import AttemptOutcome, RunStatus, ScheduleStatus, StageStatus
 from retrain.store.orm import (
+    ServingChange,
     TrainerAttemptRecord,
     TrainingMetricsHistory,
     TrainingRun,
@@ -219,9 +221,51 @@ class ModelOverview(BaseModel):
     latest_version: str | None = Field(description="Newest registered version.")
     champion_version: str | None = Field(description="Serving version.")
     deployed: bool = Field(description="Whether a version serves.")
+    deployed_version: str | None = Field(default=None, description="The version serving.")
+    deployed_at: dt.datetime | None = Field(default=None, description="Serving since.")
     versions: list[ModelVersion] = Field(description="Registered versions, oldest first.")
     schedule: ScheduleStatus | None = Field(description="Its schedule's status, if it has one.")
     template: RunRef | None = Field(description="Run later runs start from.")
+    history: list[ServingChangeView] = Field(
+        default_factory=list, description="Serving changes, oldest first (`models show`).")
+
+
+class ServingChangeView(BaseModel):
+    """One push, deploy, undeploy or rollback of a registered model."""
+
+    model_name: str = Field(description="Registered model.")
+    sequence: int = Field(description="1, 2, … in the order the changes happened.")
+    action: ModelAction = Field(description="What was done.")
+    version: str | None = Field(description="Registered version serving after it (None: none).")
+    previous_version: str | None = Field(description="The champion (or, for an undeploy, the "
+                                                     "version serving) before it.")
+    serving_version: str | None = Field(description="The version directory TF Serving loads.")
+    serving_uri: str | None = Field(description="That directory.")
+    config_uri: str | None = Field(default=None, description="The models.config written.")
+    actor: str = Field(description="Who asked: a user, a flow run, the training pipeline.")
+    reason: str | None = Field(description="Why, as given.")
+    run: RunRef | None = Field(description="The training run whose model it serves, if any.")
+    flow_run_id: str | None = Field(description="The operation's own flow run, if any.")
+    at: dt.datetime = Field(description="When (UTC).")
+
+    @classmethod
+    def of(cls, change: ServingChange, run: TrainingRun | None = None,
+           config_uri: str | None = None) -> ServingChangeView:
+        """From a change row (and the run its version came from)."""
+        return cls(model_name=change.registered_model.name, sequence=change.sequence,
+                   action=ModelAction(change.action), version=change.version,
+                   previous_version=change.previous_version,
+                   serving_version=change.serving_version, serving_uri=change.serving_uri,
+                   config_uri=config_uri, actor=change.actor, reason=change.reason,
+                   run=RunRef.of(run) if run is not None else None,
+                   flow_run_id=change.flow_run_id, at=aware(change.created))
+
+    @property
+    def summary(self) -> str:
+        """One line: what serves now and what it replaced."""
+        now = f"v{self.version} serves" if self.version else "nothing serves"
+        was = f" (was v{self.previous_version})" if self.previous_version else ""
+        return f"{self.model_name}: {self.action.value}, {now}{was}"
 
 
 class NameCheck(BaseModel):

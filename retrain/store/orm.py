@@ -31,6 +31,7 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from retrain.domain.clock import utcnow
 from retrain.domain.recommender import ModelType
 from retrain.domain.schedule.spec import ScheduleType
+from retrain.domain.serving import ModelAction
 from retrain.domain.stages import Stage
 from retrain.domain.status import AttemptOutcome, RunStatus, ScheduleStatus, StageStatus
 
@@ -81,12 +82,44 @@ class RegisteredModel(Base):
     champion_version: Mapped[str | None] = mapped_column(String(32))
     deployed: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
     deployed_version: Mapped[str | None] = mapped_column(String(32))
+    deployed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     # The run whose (possibly edited) config later runs of this model start from.
     template_run_id: Mapped[str | None] = mapped_column(String(36))
     synced_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
 
     runs: Mapped[list[TrainingRun]] = relationship(back_populates="registered_model")
     schedule: Mapped[TrainingSchedule | None] = relationship(back_populates="registered_model")
+    serving_changes: Mapped[list[ServingChange]] = relationship(
+        back_populates="registered_model", cascade="all, delete-orphan",
+        order_by="ServingChange.sequence")
+
+
+class ServingChange(Base):
+    """One change of what serves for a model name: a push, deploy, undeploy or rollback,
+    with who asked, why, and the champion it replaced (the champion history)."""
+
+    __tablename__ = "serving_change"
+    __table_args__ = (UniqueConstraint("registered_model_id", "sequence"),)
+
+    registered_model_id: Mapped[str] = mapped_column(
+        ForeignKey("registered_model.id", ondelete="CASCADE"), nullable=False, index=True
+    )
+    # 1, 2, … per model: the order the changes happened in.
+    sequence: Mapped[int] = mapped_column(Integer, nullable=False)
+    action: Mapped[ModelAction] = mapped_column(
+        _enum_column(ModelAction, 16, "ck_serving_change_action"), nullable=False)
+    # The registered version serving after the change (None: nothing serves).
+    version: Mapped[str | None] = mapped_column(String(32))
+    previous_version: Mapped[str | None] = mapped_column(String(32))
+    serving_version: Mapped[str | None] = mapped_column(String(32))
+    serving_uri: Mapped[str | None] = mapped_column(Text)
+    actor: Mapped[str] = mapped_column(String(200), nullable=False)
+    reason: Mapped[str | None] = mapped_column(Text)
+    run_id: Mapped[str | None] = mapped_column(ForeignKey("training_run.id", ondelete="SET NULL"))
+    # The operation's own flow run, when it ran as one (a Prefect deployment, the UI).
+    flow_run_id: Mapped[str | None] = mapped_column(String(36))
+
+    registered_model: Mapped[RegisteredModel] = relationship(back_populates="serving_changes")
 
 
 class TrainingRun(Base):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from tasks.shared.caching import StagePlan
 from retrain.domain.config import PipelineConfig
 from tasks.shared.fingerprint import fingerprint
-from retrain.domain.refs import EvaluationOutput, PushOutput, StageOutput
+from retrain.domain.refs import EvaluationOutput, PushOutput, StageOutput, StatisticsOutput
 from retrain.adapters.tfx import proto_json, run_executor
 from retrain.domain.stages import Stage
 
@@ -13,8 +13,10 @@ STAGE = Stage.PUSHER
 EXECUTOR = "tfx.components.pusher.executor.Executor"
 
 
-def plan(config: PipelineConfig, trainer: StageOutput, evaluation: EvaluationOutput) -> StagePlan:
-    """Fingerprint: the model, its blessing and the destination."""
+def plan(config: PipelineConfig, trainer: StageOutput, evaluation: EvaluationOutput,
+         statistics: StatisticsOutput | None = None) -> StagePlan:
+    """Fingerprint: the model, its blessing and the destination (the statistics only go
+    into the model card, and the model already depends on them)."""
     parts = {
         "model": trainer.fingerprint,
         "blessing": evaluation.fingerprint,

@@ -16,10 +16,9 @@ from typing import Any, Callable, Optional
 from prefect.cache_policies import CachePolicy
 from pydantic import BaseModel, ConfigDict, Field
 
+from retrain.adapters.stage_outputs import MARKER
 from retrain.domain.config import PipelineConfig
 from retrain.domain.stages import Stage
-
-MARKER = "_COMPLETE.json"
 
 
 class StagePlan(BaseModel):

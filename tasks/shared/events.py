@@ -9,7 +9,11 @@ Names (the "new model available" signal seed 001 sent to its inference store is
   retrain.epoch.completed      the Trainer finished an epoch (payload: epoch, total, metrics)
   retrain.model.blessed        the Evaluator blessed the model (payload: metrics)
   retrain.model.not-blessed    it did not (payload: reason, metrics); nothing was pushed
-  retrain.model.pushed         the Pusher registered and published a version
+  retrain.model.pushed         the Pusher registered and published a version (payload:
+                               version, serving_uri, replaced_version)
+  retrain.model.deployed       a registered version was made champion and served
+  retrain.model.undeployed     nothing serves for the model any more
+  retrain.model.rolled-back    the previous champion serves again
   retrain.run.skipped          a scheduled slot started too late and was skipped
   retrain.run.failed           the failure automation recorded a failed or crashed run
   retrain.schedule.paused      the circuit breaker paused a schedule
@@ -22,19 +26,16 @@ as related resources itself. Emitting never fails the caller: an event is adviso
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
+from retrain.adapters import prefect_events
 from retrain.services.views import RunIdentity
-
-logger = logging.getLogger("retrain.events")
 
 STAGE_COMPLETED = "retrain.stage.completed"
 DATA_DRIFT = "retrain.data.drift"
 EPOCH_COMPLETED = "retrain.epoch.completed"
 MODEL_BLESSED = "retrain.model.blessed"
 MODEL_NOT_BLESSED = "retrain.model.not-blessed"
-MODEL_PUSHED = "retrain.model.pushed"
 RUN_SKIPPED = "retrain.run.skipped"
 RUN_FAILED = "retrain.run.failed"
 SCHEDULE_PAUSED = "retrain.schedule.paused"
@@ -69,11 +70,6 @@ def emit(name: str, run: RunIdentity | None, payload: dict[str, Any] | None = No
     """Emit event `name` about run record `run` with `payload` (nothing without a record)."""
     if run is None:
         return
-    try:
-        from prefect.events import emit_event
-
-        emit_event(event=name, resource=run_resource(run), related=_related(run),
-                   payload={"run_id": run.id, "run_name": f"{run.name} #{run.run_number}",
-                            "model": run.model_name, **(payload or {})})
-    except Exception:  # no API, or the events client is closed: the run goes on
-        logger.warning("could not emit %s", name, exc_info=True)
+    prefect_events.emit(name, run_resource(run), _related(run),
+                        {"run_id": run.id, "run_name": f"{run.name} #{run.run_number}",
+                         "model": run.model_name, **(payload or {})})

@@ -113,6 +113,10 @@ def render_markdown(summary: RunSummary) -> str:
             f"Pushed to `{push.serving_uri}` (version {push.version}).",
             f"MLflow run `{push.mlflow_run_id}`, registered version {push.registered_version}.",
         ]
+        if push.model_card_uri:
+            lines += [f"Model card `{push.model_card_uri}`, STAC item `{push.stac_item_uri}`."]
+        if push.publication_error:
+            lines += [f"Model card and STAC item not written: {push.publication_error}"]
     else:
         lines += [f"Not pushed: {push.reason}"]
     return "\n".join(lines) + "\n"
@@ -134,6 +138,8 @@ def render_text(summary: RunSummary) -> str:
         out.append(f"  pushed: {summary.push.serving_uri}")
         out.append(f"  mlflow: run {summary.push.mlflow_run_id}, "
                    f"version {summary.push.registered_version}")
+        if summary.push.model_card_uri:
+            out.append(f"  model card: {summary.push.model_card_uri}")
     else:
         out.append(f"  not pushed: {summary.push.reason}")
     out.append(f"  statistics report: {summary.statistics_report}")

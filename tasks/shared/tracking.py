@@ -175,9 +175,3 @@ def _emit_outcome(run: RunIdentity | None, outcome: RunOutcome) -> None:
     elif outcome.status == RunStatus.NOT_BLESSED:
         events.emit(events.MODEL_NOT_BLESSED, run, {"reason": outcome.message,
                                                     "metrics": outcome.metrics})
-    if outcome.registered_version:
-        artifacts = outcome.artifacts or {}
-        events.emit(events.MODEL_PUSHED, run, {
-            "version": outcome.registered_version,
-            "serving_uri": artifacts.get("serving_uri"),
-            "mlflow_run_id": outcome.mlflow_run_id})

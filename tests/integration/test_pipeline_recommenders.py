@@ -154,6 +154,54 @@ def test_retrieval_model_answers_top_k_product_ids_for_a_buyer(runs, interaction
     assert np.all(np.diff(scores) <= 1e-6), "top-K comes best first"
 
 
+def test_retrieval_push_publishes_a_model_card_and_a_valid_stac_mlm_item(runs):
+    """Beside the pushed SavedModel and in the push's MLflow run, checked field by field;
+    the item validates against the vendored MLM schema (offline)."""
+    import json
+
+    from retrain.adapters import mlflow_registry as registry
+    from retrain.adapters.stac_mlm import validate_stac_item
+
+    _, results = runs
+    config, summary, flow_run_id = results["retrieval"]
+    push = summary.push
+    assert push.publication_error is None
+    assert push.model_card_uri == f"{push.serving_uri}/model_card.md"
+    card = Path(push.model_card_uri).read_text()
+    assert card.startswith(f"# {config.model_name} v1")
+    for line in ("## Signatures", "### serving_default", "| output | candidate_ids | string |",
+                 "## Hyperparameters", "| model.output_dim | 32 |", "| training.epochs | 3 |",
+                 "## Training data", f"`{config.input.uri}`", "## Metrics against the champion",
+                 "First version: no champion", "| recall_at_100 | higher |",
+                 "## Blessing rules", "no baseline", "most-popular-items predictor",
+                 "- **Replaces:** nothing (first version)"):
+        assert line in card, (line, card)
+    for name in ("train", "eval"):
+        assert f"| {name} | {summary.rows[name]:,} |" in card, card
+    item = json.loads(Path(push.stac_item_uri).read_text())
+    validate_stac_item(item)
+    props = item["properties"]
+    assert item["id"] == f"{config.model_name}-v1"
+    assert any("/mlm/v1.4.0/" in uri for uri in item["stac_extensions"])
+    assert props["mlm:name"] == config.model_name
+    assert props["mlm:framework"] == "TensorFlow"
+    assert props["mlm:tasks"] == ["similarity-search"]
+    assert props["retrain:registered_version"] == "1"
+    assert props["retrain:serving_version"] == push.version
+    assert props["retrain:flow_run_id"] == flow_run_id
+    assert props["retrain:mlflow_run_id"] == push.mlflow_run_id
+    assert props["retrain:champion_replaced"] is None
+    inputs = {i["name"] for i in props["mlm:input"]}
+    assert {"buyer_id", "city", "timestamp"} <= inputs
+    assert {o["name"] for o in props["mlm:output"]} >= {"candidate_ids", "scores"}
+    assert item["assets"]["model"]["href"] == push.serving_uri
+    assert "mlm:model" in item["assets"]["model"]["roles"]
+    assert item["assets"]["model-card"]["href"] == push.model_card_uri
+    logged = {a.path for a in registry.client().list_artifacts(push.mlflow_run_id,
+                                                               "publication")}
+    assert logged == {"publication/model_card.md", "publication/stac_item.json"}
+
+
 def test_retrieval_model_dir_has_query_candidate_models_and_index(runs):
     _, results = runs
     config, _, _ = results["retrieval"]

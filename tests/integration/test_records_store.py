@@ -29,7 +29,7 @@ from retrain.domain.status import (
 
 pytestmark = [pytest.mark.service]
 
-HEAD = "0006"
+HEAD = "0007"
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

@@ -8,6 +8,7 @@ only shows when a run starts on a worker. These tests catch all three before a d
 from __future__ import annotations
 
 import functools
+import inspect
 import json
 import subprocess
 import sys
@@ -33,6 +34,11 @@ HEAVY_PREFIXES = ("tensorflow", "tfx", "tf_keras", "keras")
 # What "retrain: training run failed" passes (deployments/automations.py), once rendered.
 AUTOMATION_PARAMETERS = {"flow_run_id": "6b7c1b0e-4a56-4c8e-9a57-2b1d2c3e4f50",
                          "state_name": "Crashed", "message": "Process exited with status code: -9"}
+
+
+# What the Run form of an operation on serving asks for (flows/model_operations.py).
+SERVING_PARAMETERS = {"model_name": "demo-ratings", "version": "2", "run_id": "0f3a9c",
+                      "reason": "v3 regressed on new buyers"}
 
 
 def trainer_request() -> dict[str, Any]:
@@ -120,6 +126,9 @@ def test_parameters_validate(
         parameters = {**parameters, **AUTOMATION_PARAMETERS}
     if "trainer" in deployment.get("tags", []):
         parameters = {**parameters, "request": trainer_request()}
+    if "serving" in deployment.get("tags", []):  # what a person fills in on the Run form
+        wanted = set(inspect.signature(flow.fn).parameters)
+        parameters = {key: value for key, value in SERVING_PARAMETERS.items() if key in wanted}
     # The server's check when a run is created: the JSON schema `prefect deploy` uploads.
     validate(parameters, parameter_schema(flow.fn).model_dump(exclude_unset=True),
              raise_on_error=True)
@@ -141,7 +150,8 @@ def test_manual_deployment_is_the_synthetic_demo(monkeypatch: pytest.MonkeyPatch
     from retrain.domain.config import PipelineConfig
     from retrain.domain.examples import rating_config
 
-    (manual,) = [d for d in DEPLOYMENTS if d["name"] == "manual"]
+    (manual,) = [d for d in DEPLOYMENTS if d["name"] == "manual"
+                 and d["entrypoint"].startswith("flows/training_pipeline.py")]
     monkeypatch.chdir(REPO_ROOT)
     config = PipelineConfig.model_validate(manual["parameters"]["config"])
     expected = rating_config(

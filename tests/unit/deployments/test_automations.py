@@ -44,10 +44,58 @@ def _emitted(monkeypatch, name: str, payload: dict) -> dict:
     return sent
 
 
-def test_five_automations_with_unique_names(by_name):
+def test_six_automations_with_unique_names(by_name):
     assert sorted(by_name) == sorted([automations.FAILED_RUN, automations.NOTIFY_FAILED,
                                       automations.NOTIFY_PAUSED, automations.NOTIFY_NOT_BLESSED,
-                                      automations.NOTIFY_DRIFT])
+                                      automations.NOTIFY_DRIFT, automations.NOTIFY_SERVING])
+
+
+def _change(action, version, previous, **fields):
+    import datetime as dt
+
+    from retrain.services.views import RunRef, ServingChangeView
+
+    run = RunRef(id="r-3", name="ranker", run_number=3, model_name="ranker",
+                 status="completed") if version else None
+    return ServingChangeView(
+        model_name="ranker", sequence=4, action=action, version=version,
+        previous_version=previous, serving_version="1764950000" if version else None,
+        serving_uri="/srv/ranker/1764950000" if version else None,
+        config_uri="/srv/ranker/models.config", actor="alice (retrain CLI)", run=run,
+        flow_run_id=None, at=dt.datetime(2026, 12, 5, tzinfo=dt.timezone.utc),
+        **{"reason": None, **fields})
+
+
+@pytest.mark.parametrize("action, version, previous, expected", [
+    ("pushed", "3", "2",
+     "ranker: pushed by alice (retrain CLI). Serving version 3 from /srv/ranker/1764950000 "
+     "(TF Serving config /srv/ranker/models.config). Replaced champion: 2."),
+    ("rolled_back", "2", "3",
+     "ranker: rolled_back by alice (retrain CLI). Serving version 2 from "
+     "/srv/ranker/1764950000 (TF Serving config /srv/ranker/models.config). Replaced "
+     "champion: 3. Reason: v3 regressed"),
+    ("undeployed", None, "2",
+     "ranker: undeployed by alice (retrain CLI). Nothing is served (TF Serving config "
+     "/srv/ranker/models.config). Replaced champion: 2."),
+])
+def test_serving_change_notification_names_version_path_and_replaced_champion(
+        by_name, monkeypatch, action, version, previous, expected):
+    from retrain.domain.serving import ModelAction
+    from retrain.services import serving
+
+    sent = {}
+    monkeypatch.setattr("prefect.events.emit_event", lambda **kw: sent.update(kw))
+    reason = {"reason": "v3 regressed"} if action == "rolled_back" else {}
+    serving.announce(_change(ModelAction(action), version, previous, **reason))
+    automation = by_name[automations.NOTIFY_SERVING]
+    assert sent["event"] == ModelAction(action).event
+    assert sent["event"] in automation.trigger.expect
+    assert automation.trigger.match.model_dump() == {"prefect.resource.id": "retrain.model.*"}
+    assert sent["resource"]["prefect.resource.id"] == "retrain.model.ranker"
+    context = {"event": SimpleNamespace(payload=sent["payload"])}
+    assert _render(automation.actions[0].body, **context) == expected
+    assert _render(automation.actions[0].subject, **context) == (
+        f"retrain: ranker {action}" + (f" v{version}" if version else ""))
 
 
 def test_failed_crashed_or_timed_out_training_runs_start_the_failure_flow(by_name):

@@ -109,7 +109,7 @@ def test_check_name_free_taken_and_invalid(store):
 
 def test_db_upgrade_reports_the_revision(tmp_path):
     result = _cli(f"sqlite:///{tmp_path / 'fresh.db'}", "db", "upgrade")
-    assert result.returncode == 0 and "revision 0006" in result.stdout
+    assert result.returncode == 0 and "revision 0007" in result.stdout
 
 
 def test_schedule_preview_shows_both_zones_and_the_dst_note(store):
