@@ -24,6 +24,15 @@ DEPLOYMENT_ID = uuid.uuid4()
 BLOCK_ID = uuid.uuid4()
 
 
+@pytest.fixture(autouse=True)
+def api_configured():
+    """Events are only sent with a Prefect API in reach (emit_event itself is replaced)."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings({PREFECT_API_URL: "http://127.0.0.1:9/api"}):
+        yield
+
+
 @pytest.fixture(scope="module")
 def by_name():
     return {a.name: a for a in automations.definitions(DEPLOYMENT_ID, BLOCK_ID)}
