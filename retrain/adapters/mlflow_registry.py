@@ -1,7 +1,8 @@
 """The model registry (MLflow): who the champion is, and registering a pushed model.
 
 The champion of a model name is the registered version carrying the `champion` alias; the
-Evaluator compares every candidate with it and the Pusher moves the alias on a push.
+Evaluator compares every candidate with it; a push, deploy or rollback moves the alias
+(`retrain/services/serving.py`).
 Promotion uses aliases, never MLflow's deprecated stages.
 """
 
@@ -104,7 +105,8 @@ def register_push(
     evaluation: EvaluationOutput,
     tags: dict[str, str],
 ) -> PushOutput:
-    """Log the pushed model to MLflow, register a new version and make it the champion."""
+    """Log the pushed model to MLflow and register a new version (the serving service then
+    makes it the champion, under the model's lock: `retrain.services.serving.record_push`)."""
     mlflow_client = client()
     experiment_id = _experiment_id(mlflow_client, config.model_name)
     run = mlflow_client.create_run(experiment_id, tags=tags, run_name=tags.get("retrain.run_name"))
@@ -127,7 +129,6 @@ def register_push(
                 SERVING_VERSION_TAG: push.version or "",
             },
         )
-        mlflow_client.set_registered_model_alias(config.model_name, CHAMPION, version.version)
     except Exception:
         mlflow_client.set_terminated(run_id, status="FAILED")
         raise

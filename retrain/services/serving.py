@@ -39,7 +39,6 @@ class PushedVersion(BaseModel):
     version: str = Field(description="MLflow registered-model version.")
     serving_uri: str = Field(description="The pushed version directory.")
     serving_version: str = Field(description="Its name: the Pusher's unix-seconds stamp.")
-    previous_version: str | None = Field(description="The champion it replaced.")
 
 
 def _model(session, model_name: str) -> RegisteredModel:
@@ -179,11 +178,14 @@ def rollback(model_name: str, *, actor: str, reason: str | None = None,
 def record_push(pushed: PushedVersion, *, actor: str, reason: str | None,
                 run_flow_run_id: str | None, flow_run_id: str | None = None,
                 ) -> ServingChangeView | None:
-    """After the Pusher registered `pushed` (and moved the alias): serve it through
-    `models.config`, record the push and announce it. None when the store has no such
-    model (a push outside retrain's runs)."""
+    """After the Pusher registered `pushed`: make it the champion and serve it through
+    `models.config`, record the push and announce it, all under the model's lock (so a
+    deploy or rollback at the same moment lands wholly before or after). None when the
+    store has no such model (a push outside retrain's runs): the alias still moves."""
     with sessions().begin() as session:
         model = serving_store.lock_model(session, pushed.model_name)
+        current = registry.champion(pushed.model_name)
+        registry.set_champion(pushed.model_name, pushed.version)
         if model is None:
             return None
         config_uri = _write_served(model, tf_serving.model_dir_of(pushed.serving_uri),
@@ -193,9 +195,10 @@ def record_push(pushed: PushedVersion, *, actor: str, reason: str | None,
             run.registered_version = pushed.version
         change = serving_store.add_change(
             session, model, ModelAction.PUSHED, version=pushed.version,
-            previous_version=pushed.previous_version, actor=actor, reason=reason,
-            serving_version=pushed.serving_version, serving_uri=pushed.serving_uri,
-            run_id=run.id if run else None, flow_run_id=flow_run_id)
+            previous_version=current.version if current else None, actor=actor,
+            reason=reason, serving_version=pushed.serving_version,
+            serving_uri=pushed.serving_uri, run_id=run.id if run else None,
+            flow_run_id=flow_run_id)
         model.latest_version = pushed.version
         view = ServingChangeView.of(change, run, config_uri)
     return announce(view)

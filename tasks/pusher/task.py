@@ -54,13 +54,12 @@ def push_and_register(
         if blessing.baseline_version:
             tags["retrain.baseline_version"] = blessing.baseline_version
     push = registry.register_push(config, push, trainer["model"], evaluation, tags)
-    replaced = champion.version if champion else None
     change = serving.record_push(
         serving.PushedVersion(model_name=config.model_name, version=push.registered_version,
-                              serving_uri=push.serving_uri, serving_version=push.version,
-                              previous_version=replaced),
+                              serving_uri=push.serving_uri, serving_version=push.version),
         actor=actor, reason=reason or push.reason, run_flow_run_id=run_flow_run_id,
         flow_run_id=operation_flow_run_id)
+    replaced = change.previous_version if change else (champion.version if champion else None)
     try:
         published = publication.publish(publication.facts(
             config, push, evaluation, statistics,
