@@ -214,8 +214,6 @@ def test_a_blessed_run_whose_push_failed_is_pushed_later(pushed, tiny_interactio
     """Its Pusher could not write (the serving base is a file): the run failed after its
     blessing; `retrain runs push` pushes it once the destination is fixed."""
     from flows.training_pipeline import training_pipeline
-    from retrain.store import runs
-    from retrain.store.sessions import sessions
 
     root = pushed["root"]
     blocked = root / "blocked-serving"
@@ -223,8 +221,7 @@ def test_a_blessed_run_whose_push_failed_is_pushed_later(pushed, tiny_interactio
     config = _config(root, tiny_interactions, 90, pusher={"serving_base": str(blocked)})
     state = training_pipeline(config, return_state=True)
     assert state.is_failed() and "Pusher failed" in state.message, state.message
-    with sessions()() as session:
-        run_id = runs.run_for_flow_run(session, str(state.state_details.flow_run_id)).id
+    run_id = _run_id(state)
     code, _, err = _cli("runs", "push", pushed_run_id(pushed, 1))
     assert code == 4 and "was already pushed: version 1" in err
     blocked.unlink()
@@ -239,13 +236,31 @@ def test_a_blessed_run_whose_push_failed_is_pushed_later(pushed, tiny_interactio
     assert code == 4 and "was already pushed: version 4" in err
 
 
-def pushed_run_id(pushed, index: int) -> str:
+def test_a_run_that_was_not_blessed_is_not_pushed(pushed, tiny_interactions):
+    from flows.training_pipeline import training_pipeline
+
+    config = _config(pushed["root"], tiny_interactions, 80, evaluator={"metrics": [
+        {"class_name": "MeanAbsoluteError", "upper_bound": 0.01, "higher_is_better": False}]})
+    state = training_pipeline(config, return_state=True)
+    assert state.is_completed() and state.name == "NotBlessed", state.message
+    run_id = _run_id(state)
+    before = len(_model().history)
+    code, _, err = _cli("runs", "push", run_id)
+    assert code == 4, err
+    assert "was not blessed (" in err and "only a blessed model is pushed" in err, err
+    assert len(_model().history) == before and _champion() == "4"
+
+
+def _run_id(state) -> str:
     from retrain.store import runs
     from retrain.store.sessions import sessions
 
-    state = pushed["states"][index - 1]
     with sessions()() as session:
         return runs.run_for_flow_run(session, str(state.state_details.flow_run_id)).id
+
+
+def pushed_run_id(pushed, index: int) -> str:
+    return _run_id(pushed["states"][index - 1])
 
 
 def test_push_and_rollback_reach_the_serving_side_through_the_automation(
