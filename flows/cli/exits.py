@@ -13,4 +13,5 @@ class ExitCode(IntEnum):
     BAD_INPUT = 2  # invalid config or schedule, unknown run id or model name
     NAME_TAKEN = 3
     REFUSED = 4  # the run's current state does not allow the operation
-    UNAVAILABLE = 5  # the Prefect API could not be reached or stayed overloaded past retries
+    UNAVAILABLE = 5  # the Prefect API, state store or MLflow unreachable (or overloaded)
+    ERROR = 6  # an unexpected error: one line here, the traceback in a log file

@@ -31,8 +31,11 @@ executes in this process; with it, it is submitted to that Prefect deployment.
 Exit codes: 0 done (a run that ended completed or not blessed); 1 the run failed, crashed
 or was cancelled; 2 bad input: invalid config (every bad field is listed), unknown run id
 or model name; 3 name taken; 4 refused in the run's current state (the reason is printed);
-5 the Prefect API could not be reached, or answered 429/500/502/503 past every retry
-(RETRAIN_API_RETRIES; one line names the server and the error).
+5 the Prefect API, the state store or the MLflow server could not be reached, or the
+Prefect API answered 429/500/502/503 past every retry (RETRAIN_API_RETRIES; one line names
+the server, secrets masked, and the error); 6 an unexpected error (one line; the traceback
+goes to a file under RETRAIN_HOME/logs, `--verbose` prints it). A run started here writes
+its logs to such a file too and prints one line per failed stage; `--verbose` shows them.
 The store is RETRAIN_DATABASE_URL (default SQLite under RETRAIN_HOME).
 """
 
@@ -51,6 +54,9 @@ def parser() -> argparse.ArgumentParser:
     root = argparse.ArgumentParser(prog="retrain", description=__doc__.splitlines()[0],
                                    formatter_class=argparse.RawDescriptionHelpFormatter,
                                    epilog="\n".join(__doc__.splitlines()[1:]))
+    root.add_argument("--verbose", action="store_true",
+                      help="print what a run logs and every traceback here, not to a log "
+                           "file under RETRAIN_HOME/logs")
     groups = root.add_subparsers(dest="group", required=True)
     db.add_parsers(groups)
     runs.add_parsers(groups)
@@ -91,9 +97,17 @@ def main(argv: list[str] | None = None) -> int:
     except (LookupError, ValueError) as exc:
         print(exc.args[0] if exc.args else exc, file=sys.stderr)
         return ExitCode.BAD_INPUT
-    except ConnectionError as exc:  # PrefectUnavailable: the server, the last error
+    except ConnectionError as exc:  # the Prefect API, the state store or MLflow, named
         print(f"unavailable: {exc}", file=sys.stderr)
         return ExitCode.UNAVAILABLE
+    except Exception as exc:  # a bug or an unforeseen failure: the traceback goes to a file
+        if args.verbose:
+            raise
+        from flows.cli.quiet import report_unexpected
+
+        print(report_unexpected(exc, f"{args.group}-{getattr(args, 'cmd', '')}"),
+              file=sys.stderr)
+        return ExitCode.ERROR
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ rank them (over `retrain/services/runs.py`, `estimates.py` and `catalog.py`)."""
 from __future__ import annotations
 
 import json
+import sys
 
 from flows.cli import render
 from flows.cli.exits import ExitCode
@@ -22,10 +23,34 @@ def _run_here(deployment: str | None):
     return training_pipeline
 
 
-def _outcome(ref) -> int:
+def _outcome(ref, log=None) -> int:
     print(f"run {ref.label} ({ref.id}) is {ref.status.value}"
           + (f"; flow run {ref.flow_run_id}" if ref.flow_run_id else ""))
-    return ExitCode.RUN_FAILED if ref.status in FAILED else ExitCode.DONE
+    if ref.status not in FAILED:
+        return ExitCode.DONE
+    from retrain.services.catalog import run_detail
+
+    detail = run_detail(ref.id)
+    failures = [f"{stage.stage.value}: {stage.message}" for stage in detail.stages
+                if stage.status.value == "failed" and stage.message]
+    if not failures:
+        failures = [detail.error_message or ref.status.value]
+    more = f"`retrain runs show {ref.id[:8]}` shows more" + (f"; log {log}" if log else "")
+    for failure in failures:
+        print(f"run {ref.label} {ref.status.value}: {failure} ({more})", file=sys.stderr)
+    return ExitCode.RUN_FAILED
+
+
+def _submit(args, ref, config) -> int:
+    """Start the run; one run here writes its logs to a file, not the terminal."""
+    from flows.cli.quiet import into_log, log_path
+    from retrain.services import runs
+
+    if args.deployment is not None:
+        return _outcome(runs.submit(ref, config, args.deployment, None))
+    with into_log(log_path(ref.label), args.verbose) as log:
+        done = runs.submit(ref, config, None, _run_here(None))
+    return _outcome(done, None if args.verbose else log)
 
 
 def _estimate(args) -> int:
@@ -44,7 +69,7 @@ def _start(args) -> int:
     ref = runs.create_run(config, name=args.name, description=args.description)
     print(f"created run {ref.label} ({ref.id})")
     render.print_estimate(ref.estimate, ref.estimate_note)
-    return _outcome(runs.submit(ref, config, args.deployment, _run_here(args.deployment)))
+    return _submit(args, ref, config)
 
 
 def _rerun(args) -> int:
@@ -53,7 +78,7 @@ def _rerun(args) -> int:
     ref, config = runs.prepare_rerun(args.run)
     print(f"created run {ref.label} ({ref.id}), a rerun of {args.run}")
     render.print_estimate(ref.estimate, ref.estimate_note)
-    return _outcome(runs.submit(ref, config, args.deployment, _run_here(args.deployment)))
+    return _submit(args, ref, config)
 
 
 def _config(args) -> int:

@@ -8,7 +8,10 @@ Promotion uses aliases, never MLflow's deprecated stages.
 
 from __future__ import annotations
 
-from typing import Any
+import functools
+import re
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, Field
 
@@ -21,6 +24,44 @@ MODEL_URI_TAG = "retrain.model_uri"
 SERVING_URI_TAG = "retrain.serving_uri"
 SERVING_VERSION_TAG = "retrain.serving_version"
 FLOW_RUN_ID_TAG = "retrain.flow_run_id"
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class RegistryUnavailable(ConnectionError):
+    """The MLflow tracking server could not be reached; the message names it (credentials
+    masked) and the transport error."""
+
+
+def _masked(uri: str) -> str:
+    return re.sub(r"//[^/@]*@", "//***@", uri)
+
+
+def raise_if_unreachable(exc: BaseException) -> None:
+    """Raise RegistryUnavailable if `exc` is MLflow failing to reach its server (its REST
+    client says "API request to … failed with exception …" once its retries are spent)."""
+    text = str(exc)
+    if "API request to " in text and " failed with exception " in text:
+        reason = text.split(" failed with exception ", 1)[1]
+        cause = re.search(r"\[Errno [^\]]+\][^\"')]*|Connection refused|timed out", reason)
+        raise RegistryUnavailable(
+            f"MLflow tracking server at {_masked(get_settings().resolved_mlflow_uri())} could "
+            f"not be reached: {cause.group(0) if cause else _masked(reason)[:200]}") from None
+
+
+def reachable(fn: F) -> F:
+    """An MLflow call whose transport failure leaves as RegistryUnavailable."""
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return fn(*args, **kwargs)
+        except MlflowException as exc:
+            raise_if_unreachable(exc)
+            raise
+    return wrapper  # type: ignore[return-value]
 
 
 def client() -> Any:
@@ -44,6 +85,7 @@ class Champion(BaseModel):
     mlflow_run_id: str | None = Field(default=None, description="MLflow run that logged it.")
 
 
+@reachable
 def champion(model_name: str) -> Champion | None:
     """The current champion of `model_name`, or None before its first push."""
     from mlflow.exceptions import MlflowException
@@ -51,7 +93,8 @@ def champion(model_name: str) -> Champion | None:
     mlflow_client = client()
     try:
         version = mlflow_client.get_model_version_by_alias(model_name, CHAMPION)
-    except MlflowException:
+    except MlflowException as exc:
+        raise_if_unreachable(exc)
         return None  # no registered model or no champion yet
     model_uri = version.tags.get(MODEL_URI_TAG)
     if not model_uri:
@@ -98,6 +141,7 @@ def flat_params(config: PipelineConfig) -> dict[str, str]:
     return flat
 
 
+@reachable
 def register_push(
     config: PipelineConfig,
     push: PushOutput,
@@ -153,6 +197,7 @@ class RegistryState(BaseModel):
         return self.versions[-1] if self.versions else None
 
 
+@reachable
 def registry_state(model_name: str) -> RegistryState:
     """Versions and champion of `model_name` (empty when it was never registered)."""
     mlflow_client = client()
@@ -163,7 +208,8 @@ def registry_state(model_name: str) -> RegistryState:
     try:  # version searches do not carry aliases: ask for the alias itself
         champion_version = str(
             mlflow_client.get_model_version_by_alias(model_name, CHAMPION).version)
-    except MlflowException:
+    except MlflowException as exc:
+        raise_if_unreachable(exc)
         champion_version = None
     return RegistryState(
         versions=[str(v.version) for v in versions],
@@ -173,6 +219,7 @@ def registry_state(model_name: str) -> RegistryState:
     )
 
 
+@reachable
 def delete_version(model_name: str, version: str) -> None:
     """Remove one registered version (never the champion: callers check first)."""
     client().delete_model_version(model_name, version)
@@ -188,24 +235,28 @@ class VersionInfo(BaseModel):
     flow_run_id: str | None = Field(description="Prefect flow run of the push.")
 
 
+@reachable
 def version_info(model_name: str, version: str) -> VersionInfo | None:
     """Registered version `version` of `model_name`, or None if there is no such version."""
     from mlflow.exceptions import MlflowException
 
     try:
         found = client().get_model_version(model_name, version)
-    except MlflowException:
+    except MlflowException as exc:
+        raise_if_unreachable(exc)
         return None
     return VersionInfo(version=str(found.version), serving_uri=found.tags.get(SERVING_URI_TAG),
                        serving_version=found.tags.get(SERVING_VERSION_TAG),
                        mlflow_run_id=found.run_id, flow_run_id=found.tags.get(FLOW_RUN_ID_TAG))
 
 
+@reachable
 def set_champion(model_name: str, version: str) -> None:
     """Move the champion alias of `model_name` to `version`."""
     client().set_registered_model_alias(model_name, CHAMPION, version)
 
 
+@reachable
 def log_files(run_id: str, paths: list[str], artifact_path: str) -> None:
     """Log local files to an MLflow run under `artifact_path`."""
     mlflow_client = client()

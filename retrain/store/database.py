@@ -20,9 +20,32 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor.close()
 
 
+class StoreUnavailable(ConnectionError):
+    """The state store's database could not be reached; the message names it (password
+    masked) and the driver's first line."""
+
+
+def _unreachable(context) -> StoreUnavailable | None:
+    """SQLAlchemy's handle_error hook: a refused or dropped connection becomes one
+    readable error naming the store; anything else (a bad query) stays as it is."""
+    from sqlalchemy.exc import InterfaceError, OperationalError
+
+    error = context.sqlalchemy_exception
+    if not isinstance(error, (OperationalError, InterfaceError)):
+        return None
+    if context.connection is not None and not context.is_disconnect:
+        return None  # a statement failed on a working connection (e.g. SQLite's "locked")
+    original = context.original_exception
+    reason = str(original).strip().splitlines()[0] if str(original).strip() else type(
+        original).__name__
+    url = context.engine.url.render_as_string(hide_password=True)
+    return StoreUnavailable(f"state store at {url} could not be reached: {reason}")
+
+
 @lru_cache(maxsize=8)
 def engine_for(url: str) -> Engine:
-    """One engine per URL per process."""
+    """One engine per URL per process; a store that cannot be reached raises
+    `StoreUnavailable`."""
     if url.startswith("sqlite"):
         from pathlib import Path
 
@@ -32,7 +55,9 @@ def engine_for(url: str) -> Engine:
         engine = create_engine(url, connect_args={"timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=40)
+    engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=40)
+    event.listen(engine, "handle_error", _unreachable)
+    return engine
 
 
 def session_maker(url: str | None = None) -> sessionmaker[Session]:
