@@ -153,8 +153,15 @@ def _flow_runs(loaded, view):
 
 
 def _all_final(loaded, view, count: int):
+    """The flow runs, once all `count` are final and their records say so too: a flow run's
+    state turns final before its completion hook writes the record, and leaving the
+    worker's block then would kill that hook halfway."""
     runs = _flow_runs(loaded, view)
-    return len(runs) == count and all(r.state_type.value in FINAL for r in runs) and runs
+    if len(runs) != count or not all(r.state_type.value in FINAL for r in runs):
+        return False
+    unfinished = [r for r in _records(view.model_name, runs)
+                  if r["status"] in ("pending", "scheduled", "submitting", "running")]
+    return not unfinished and runs
 
 
 def _records(model: str, flow_runs=None):

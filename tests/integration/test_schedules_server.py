@@ -137,8 +137,8 @@ def _far_from_now() -> tuple[int, str]:
 
 def test_automations_sync_is_idempotent(prefect):
     synced, again = prefect["automations"]
-    assert [a.created for a in synced] == [True] * 5
-    assert [a.created for a in again] == [False] * 5
+    assert [a.created for a in synced] == [True] * 6
+    assert [a.created for a in again] == [False] * 6
     assert [a.id for a in again] == [a.id for a in synced]
     with prefect_client(prefect["api_url"]) as client:
         names = sorted(a.name for a in client.read_automations())
