@@ -17,6 +17,7 @@ from retrain.domain.status import RunStatus, ScheduleStatus
 from retrain.services.configs import run_dir, stored_config
 from retrain.services.errors import NotFound
 from retrain.services.runs import effective_config, live_run
+from retrain.services.serving import change_views
 from retrain.services.views import (
     BestRun,
     ModelOverview,
@@ -26,7 +27,6 @@ from retrain.services.views import (
     RunDetail,
     RunListItem,
     RunRef,
-    ServingChangeView,
 )
 from retrain.store import runs, serving
 from retrain.store.orm import RegisteredModel, TrainingRun
@@ -187,10 +187,7 @@ def list_models(*, sync: bool = True, name: str | None = None) -> list[ModelOver
                 sync_model(session, model)
             overview = _overview(session, model)
             if name is not None:  # `models show`: the serving history too
-                overview.history = [
-                    ServingChangeView.of(change, session.get(TrainingRun, change.run_id)
-                                         if change.run_id else None)
-                    for change in model.serving_changes]
+                overview.history = change_views(session, model)
             overviews.append(overview)
         return overviews
 

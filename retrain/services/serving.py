@@ -254,9 +254,14 @@ def history(model_name: str) -> list[ServingChangeView]:
         model = runs.model_by_name(session, model_name)
         if model is None:
             raise NotFound(f"no registered model named {model_name!r}")
-        return [ServingChangeView.of(change, session.get(TrainingRun, change.run_id)
-                                     if change.run_id else None)
-                for change in model.serving_changes]
+        return change_views(session, model)
+
+
+def change_views(session, model: RegisteredModel) -> list[ServingChangeView]:
+    """The model's serving changes as views, oldest first, each with its run."""
+    return [ServingChangeView.of(change, session.get(TrainingRun, change.run_id)
+                                 if change.run_id else None)
+            for change in model.serving_changes]
 
 
 def served_versions(model_name: str, serving_base: str) -> list[int]:
