@@ -21,7 +21,12 @@ export PREFECT_SERVER_ANALYTICS_ENABLED ?= false
 # (each CLI call, worker and flow-run process) on 2 cores. Nothing here validates IRIs.
 EXCLUDES := <(printf 'rfc3987-syntax\n')
 
-.PHONY: env demo test lock
+# The browser tests (tests/integration/test_ui_browser.py) drive Debian's Chromium through
+# Playwright: Playwright's own browser download cannot reach its host from these machines.
+CHROMIUM := /usr/bin/chromium
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+
+.PHONY: env demo stop test lock chromium
 
 env: $(STAMP)
 
@@ -36,8 +41,18 @@ $(STAMP): requirements.lock pyproject.toml
 demo: env
 	$(PY) -m flows.demo
 
-test: env
+# Stops the embedded default's Prefect server that `make demo` left running in the background.
+stop: env
+	$(VENV)/bin/prefect server stop
+
+test: env chromium
 	$(PY) -m pytest
+
+chromium:
+	@test -x $(CHROMIUM) || { $(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends \
+		chromium >/dev/null; }
+	@test -x $(CHROMIUM) || { echo "error: $(CHROMIUM) missing after apt-get install chromium"; exit 1; }
 
 lock:
 	$(VENV)/bin/uv pip compile pyproject.toml --extra test --python-version 3.10 \

@@ -3,12 +3,19 @@
 `make demo` runs this with PREFECT_HOME under .retrain/, so Prefect, the pipeline root, the
 serving directory and MLflow all live in local files. Safe to repeat: the data is generated
 once and a re-run hits the stage cache.
+
+Unless PREFECT_API_URL names a server, the run goes to the embedded default's long-lived
+local server (`retrain/adapters/local_server.py`): started in the background by the first
+demo, reused by the next, and its UI shows the run. `make stop` stops it.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 from flows.training_pipeline import training_pipeline
@@ -29,6 +36,27 @@ def demo_data(rows: int, seed: int) -> Path:
         return generate(SyntheticConfig(rows=rows, seed=seed), out_dir, overwrite=True).out_dir
 
 
+@contextlib.contextmanager
+def local_server(ephemeral: bool) -> Iterator[str | None]:
+    """Prefect's API for this run: PREFECT_API_URL if set; else the long-lived local server
+    (started now if none answers), yielding its UI address; None with `ephemeral`."""
+    from prefect.settings import PREFECT_API_URL, PREFECT_HOME, temporary_settings
+
+    from retrain.adapters.local_server import ensure_local_server
+
+    if ephemeral or PREFECT_API_URL.value():
+        yield None
+        return
+    server = ensure_local_server(Path(PREFECT_HOME.value()).absolute(),
+                                 get_settings().local_server_port)
+    if server.started:
+        print(f"started Prefect's server in the background in {server.seconds:.0f} s "
+              f"(log {server.log}); later runs reuse it; `make stop` stops it", flush=True)
+    os.environ["PREFECT_API_URL"] = server.api_url  # for processes this run starts
+    with temporary_settings({PREFECT_API_URL: server.api_url}):
+        yield server.ui_url
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the main job and print its summary."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -42,6 +70,9 @@ def main(argv: list[str] | None = None) -> int:
         help="user-module: synthetic/modules/rating_model.py (a plain TFX module); the others "
         "build a TFRS model from typed config",
     )
+    parser.add_argument("--ephemeral", action="store_true",
+                        help="use Prefect's temporary in-process server instead of the local "
+                        "long-lived one (nothing stays up; the run pays a server start)")
     args = parser.parse_args(argv)
 
     data = demo_data(args.rows, args.seed)
@@ -51,7 +82,16 @@ def main(argv: list[str] | None = None) -> int:
         config = rating_config(data, trainer={"train_steps": args.train_steps}, beam=beam)
     else:
         config = recommender_config(data, args.model, beam=beam)
-    state = training_pipeline(config, return_state=True)
+    from retrain.adapters.local_server import LocalServerError
+
+    try:
+        with local_server(args.ephemeral) as ui_url:
+            state = training_pipeline(config, return_state=True)
+    except LocalServerError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 5
+    if ui_url:
+        print(f"run view: {ui_url}/runs/flow-run/{state.state_details.flow_run_id}")
     if state.is_failed():
         print(f"training-pipeline failed: {state.message}", file=sys.stderr)
         return 1

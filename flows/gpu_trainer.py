@@ -18,5 +18,9 @@ from tasks.trainer.task import train_attempt
 
 @flow(name="gpu-trainer", log_prints=True)
 def gpu_trainer(request: TrainerRequest) -> TrainerOutput:
-    """Train one attempt of a run's Trainer on this pod's GPUs (or CPU, for a CPU option)."""
+    """Train one attempt of a run's Trainer on this pod's GPUs (or CPU, for a CPU option).
+
+    Args:
+        request: What the training flow asks of this attempt: config, inputs, GPU option.
+    """
     return train_attempt(request)

@@ -53,7 +53,14 @@ def push_blessed_run(run_ref: str, *, actor: str, reason: str | None = None,
 @flow(name="deploy-model", log_prints=True)
 def deploy_model(model_name: str, version: str, reason: str | None = None,
                  requested_by: str | None = None) -> ServingChangeView:
-    """Make registered `version` of `model_name` the champion and what TF Serving serves."""
+    """Make registered `version` of `model_name` the champion and what TF Serving serves.
+
+    Args:
+        model_name: Registered model name, e.g. buyer-product-retrieval.
+        version: MLflow registered-model version to serve, e.g. 3.
+        reason: Why, recorded with the change and sent with its notification.
+        requested_by: Who asked (recorded as the actor); empty: the flow run's name.
+    """
     from retrain.services import serving
 
     change = serving.deploy(model_name, version, actor=_actor(requested_by), reason=reason,
@@ -65,7 +72,13 @@ def deploy_model(model_name: str, version: str, reason: str | None = None,
 @flow(name="undeploy-model", log_prints=True)
 def undeploy_model(model_name: str, reason: str | None = None,
                    requested_by: str | None = None) -> ServingChangeView:
-    """Serve nothing for `model_name` (its champion stays the baseline to beat)."""
+    """Serve nothing for `model_name` (its champion stays the baseline to beat).
+
+    Args:
+        model_name: Registered model name, e.g. buyer-product-retrieval.
+        reason: Why, recorded with the change and sent with its notification.
+        requested_by: Who asked (recorded as the actor); empty: the flow run's name.
+    """
     from retrain.services import serving
 
     change = serving.undeploy(model_name, actor=_actor(requested_by), reason=reason,
@@ -77,7 +90,13 @@ def undeploy_model(model_name: str, reason: str | None = None,
 @flow(name="rollback-model", log_prints=True)
 def rollback_model(model_name: str, reason: str | None = None,
                    requested_by: str | None = None) -> ServingChangeView:
-    """Make the previous champion of `model_name` the champion again, and serve it."""
+    """Make the previous champion of `model_name` the champion again, and serve it.
+
+    Args:
+        model_name: Registered model name, e.g. buyer-product-retrieval.
+        reason: Why, recorded with the change and sent with its notification.
+        requested_by: Who asked (recorded as the actor); empty: the flow run's name.
+    """
     from retrain.services import serving
 
     change = serving.rollback(model_name, actor=_actor(requested_by), reason=reason,
@@ -89,7 +108,13 @@ def rollback_model(model_name: str, reason: str | None = None,
 @flow(name="push-run", log_prints=True)
 def push_run(run_id: str, reason: str | None = None,
              requested_by: str | None = None) -> ServingChangeView:
-    """Push blessed run `run_id` (id or unique prefix) whose push failed or never happened."""
+    """Push blessed run `run_id` (id or unique prefix) whose push failed or never happened.
+
+    Args:
+        run_id: The run record's id, or a unique prefix of it (`retrain runs list`).
+        reason: Why, recorded with the change and sent with its notification.
+        requested_by: Who asked (recorded as the actor); empty: the flow run's name.
+    """
     change = push_blessed_run(run_id, actor=_actor(requested_by), reason=reason,
                               operation_flow_run_id=_flow_run_id())
     print(change.summary)

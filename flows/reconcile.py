@@ -16,7 +16,11 @@ from retrain.services.reconcile import Reconciled
 
 @flow(name="reconcile-runs", log_prints=True)
 def reconcile_runs(lookback_hours: float = 72.0) -> list[Reconciled]:
-    """Record every training flow run that ended, or died, without its record saying so."""
+    """Record every training flow run that ended, or died, without its record saying so.
+
+    Args:
+        lookback_hours: How far back to look for flow runs and records to compare.
+    """
     from retrain.services.reconcile import reconcile
 
     found = reconcile(lookback_hours=lookback_hours)

@@ -42,7 +42,13 @@ def announce_failure(report: FailureReport) -> None:
 @flow(name="training-run-failure", log_prints=True)
 def handle_run_failure(flow_run_id: str, state_name: str = "Failed",
                        message: str | None = None) -> FailureReport:
-    """Record a failed training run, update its schedule, and announce it."""
+    """Record a failed training run, update its schedule, and announce it.
+
+    Args:
+        flow_run_id: The training flow run that failed (the automation fills it in).
+        state_name: Its final state: Failed, Crashed or TimedOut.
+        message: Its state message, recorded as the run's error.
+    """
     report = record_failed_run(flow_run_id, state_name, message)
     announce_failure(report)
     print(f"{report.run_name}: {report.status} at {report.error_stage}; schedule "

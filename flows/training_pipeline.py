@@ -55,6 +55,13 @@ def training_pipeline(
     deployment that starts too long after its slot is skipped (`retrain/domain/schedule/rules.py`);
     while another run of the model is active, `config.overlap` says whether this one runs
     too, waits, or ends skipped or cancelled (`retrain/domain/overlap.py`).
+
+    Args:
+        config: The pipeline: data, features, model, training, evaluation and push settings.
+        run_id: The state-store run record to fill (from `retrain runs start/rerun`);
+            empty: a new record is made.
+        overrides: Fields to change for this run only, merged over `config`, e.g.
+            {"training": {"epochs": 8}}; the record keeps the merged config.
     """
     config = with_overrides(config, overrides)
     slot = check_schedule_slot()
@@ -75,7 +82,7 @@ def training_pipeline(
     baseline = resolve_baseline(config)
     evaluation = evaluate_model(config, examples, transform, trainer, schema, baseline)
     push = push_model(config, trainer, evaluation, statistics)
-    summary = summarize_run(config, statistics, validation, evaluation, push)
+    summary = summarize_run(config, statistics, validation, trainer, evaluation, push)
     if not evaluation.blessed:
         # Not blessed is an outcome of its own, not a failure: nothing was pushed.
         return Completed(name="NotBlessed", message=push.reason, data=summary)

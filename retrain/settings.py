@@ -41,6 +41,12 @@ class RetrainSettings(BaseSettings):
         "postgresql+psycopg://user@host/retrain; defaults to SQLite at <home>/state.db.",
     )
 
+    local_server_port: int = Field(
+        default=4200, ge=1, le=65535,
+        description="Port of the embedded default's long-lived Prefect server (UI and API on "
+        "127.0.0.1), started in the background by `make demo` when none answers there.",
+    )
+
     schedule_base_deployment: str = Field(
         default="training-pipeline/manual",
         description="Deployment (from prefect.yaml) whose work pool, job variables and pull "

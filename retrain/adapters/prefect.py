@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from prefect.client.orchestration import SyncPrefectClient
@@ -90,3 +90,27 @@ def prefect_client(require_server: bool = False) -> Iterator[SyncPrefectClient]:
         raise LookupError(NO_SERVER)
     with api_retries(), get_client(sync_client=True) as client:
         yield client
+
+
+def cancel_task_runs(flow_run_id: Any, message: str) -> int:
+    """Mark the task runs a cancelled flow run left unfinished, or that ended Crashed when
+    its process was stopped, Cancelled (their flow run's own outcome); returns how many.
+
+    Cancelling a run from the UI stops its process; the stage running then is reported
+    Crashed by the dying engine or, when the server gets there first, Cancelled. This makes
+    it Cancelled either way, so the run view says what happened to it."""
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+    from prefect.client.schemas.objects import StateType
+    from prefect.states import Cancelled
+
+    changed = 0
+    with prefect_client() as client:
+        task_runs = client.read_task_runs(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
+        for task_run in task_runs:
+            state = task_run.state
+            if state is None or (state.is_final() and state.type != StateType.CRASHED):
+                continue
+            client.set_task_run_state(task_run.id, Cancelled(message=message), force=True)
+            changed += 1
+    return changed

@@ -59,7 +59,9 @@ class _Feature(_Config):
 class CategoricalFeature(_Feature):
     """A categorical id (buyer_id, city …) → vocabulary index → embedding."""
 
-    kind: Literal["categorical"] = "categorical"
+    kind: Literal["categorical"] = Field(
+        default="categorical",
+        description="Feature kind: categorical (an id → vocabulary index → embedding).")
     embedding_dim: int = Field(gt=0, description="Embedding width.")
     top_k: int | None = Field(
         default=None, ge=1, description="Keep only the K most frequent values in the vocabulary."
@@ -82,7 +84,9 @@ class CategoricalFeature(_Feature):
 class NumericFeature(_Feature):
     """A number (price, quantity …) → z-score, or quantile buckets → embedding."""
 
-    kind: Literal["numeric"] = "numeric"
+    kind: Literal["numeric"] = Field(
+        default="numeric",
+        description="Feature kind: numeric (z-score, or quantile buckets → embedding).")
     transform: Literal["zscore", "bucketize"] = Field(
         default="zscore",
         description="`zscore`: (x - mean) / std over the full data; `bucketize`: quantile "
@@ -104,7 +108,9 @@ class NumericFeature(_Feature):
 class TimestampFeature(_Feature):
     """Unix seconds → cyclical hour / weekday (sin, cos) and optional recency buckets."""
 
-    kind: Literal["timestamp"] = "timestamp"
+    kind: Literal["timestamp"] = Field(
+        default="timestamp", description="Feature kind: timestamp (unix seconds → cyclical "
+        "hour and weekday, optional recency buckets).")
     cyclical: list[Literal["hour", "weekday"]] = Field(
         default_factory=lambda: ["hour", "weekday"],
         description="Periods encoded as (sin, cos) pairs: hour of day, day of week (UTC).",
@@ -141,7 +147,9 @@ class TimestampFeature(_Feature):
 class TextFeature(_Feature):
     """Free text (product name …) → lower-cased tokens → hashed ids → mean of embeddings."""
 
-    kind: Literal["text"] = "text"
+    kind: Literal["text"] = Field(
+        default="text",
+        description="Feature kind: text (free text → hashed tokens → mean of embeddings).")
     hash_buckets: int = Field(default=10_000, ge=2, description="Token hash buckets.")
     embedding_dim: int = Field(gt=0, description="Embedding width.")
     delimiter: str = Field(default=" ", min_length=1, description="Token separator.")

@@ -1,4 +1,5 @@
-"""The end-of-run summary: stage timings, cache hits, data, metrics, blessing, push."""
+"""The end-of-run summary: stage timings, cache hits, data, the training curve, metrics
+against the champion, blessing, push."""
 
 from __future__ import annotations
 
@@ -7,15 +8,17 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from retrain.domain.data_gates import DataFinding
-from retrain.domain.stages import Stage
-
+from retrain.domain.epochs import epoch_row, markdown_table
+from retrain.domain.evaluation import MetricThreshold, higher_is_better
 from retrain.domain.refs import (
     Blessing,
+    EpochMetrics,
     EvaluationOutput,
     PushOutput,
     StatisticsOutput,
     ValidationOutput,
 )
+from retrain.domain.stages import Stage
 
 
 class StageTiming(BaseModel):
@@ -24,6 +27,30 @@ class StageTiming(BaseModel):
     stage: Stage = Field(description="TFX stage name.")
     state: str = Field(description="Final state name: Completed, Cached, Failed …")
     seconds: float = Field(description="Wall time of the task run.")
+
+
+class MetricComparison(BaseModel):
+    """One Evaluator metric beside the champion's value on the same eval data."""
+
+    metric: str = Field(description="Metric name, as the Evaluator keys it.")
+    value: float = Field(description="The candidate's value.")
+    champion: float | None = Field(default=None, description="The champion's value (none: "
+                                   "no champion, or it was not measured).")
+    higher_is_better: bool = Field(description="Direction: the threshold's, else inferred.")
+
+    @property
+    def delta(self) -> float | None:
+        """Candidate minus champion."""
+        return None if self.champion is None else self.value - self.champion
+
+    @property
+    def verdict(self) -> str:
+        """'better', 'worse' or 'same' than the champion ('' without one)."""
+        if self.delta is None:
+            return ""
+        if abs(self.delta) < 1e-12:
+            return "same"
+        return "better" if (self.delta > 0) == self.higher_is_better else "worse"
 
 
 class RunSummary(BaseModel):
@@ -41,6 +68,10 @@ class RunSummary(BaseModel):
     drift_baseline: str | None = Field(default=None, description="Run drift was measured against.")
     statistics_report: str = Field(description="Path of the TFDV HTML report.")
     metrics: dict[str, float] = Field(description="Evaluator metrics, overall slice.")
+    comparison: list[MetricComparison] = Field(
+        default_factory=list, description="Each metric beside the champion's.")
+    epochs: list[EpochMetrics] = Field(
+        default_factory=list, description="The Trainer's epochs: the training curve.")
     blessed: bool = Field(description="The Evaluator's verdict.")
     baseline_model_uri: str | None = Field(description="What the candidate was compared with.")
     failed_checks: list[str] = Field(description="Thresholds that failed.")
@@ -60,8 +91,15 @@ def build_summary(
     validation: ValidationOutput,
     evaluation: EvaluationOutput,
     push: PushOutput,
+    epochs: list[EpochMetrics] | None = None,
+    thresholds: list[MetricThreshold] | None = None,
 ) -> RunSummary:
     """Assemble the summary from the stage outputs (no I/O)."""
+    champion = (evaluation.blessing.baseline_metrics if evaluation.blessing else None) or {}
+    comparison = [
+        MetricComparison(metric=name, value=value, champion=champion.get(name),
+                         higher_is_better=higher_is_better(name, thresholds or []))
+        for name, value in sorted(evaluation.metrics.items())]
     return RunSummary(
         model_name=model_name,
         outcome="pushed" if push.pushed else "not_blessed",
@@ -73,6 +111,8 @@ def build_summary(
         drift_baseline=validation.drift_baseline,
         statistics_report=statistics.html_report,
         metrics=evaluation.metrics,
+        comparison=comparison,
+        epochs=epochs or [],
         blessed=evaluation.blessed,
         baseline_model_uri=evaluation.baseline_model_uri,
         failed_checks=evaluation.failed_checks,
@@ -95,8 +135,16 @@ def render_markdown(summary: RunSummary) -> str:
               *([f"- {f.message} ({f.action.value})" for f in summary.data_findings]
                 or ["- nothing flagged"]), *[f"- {note}" for note in summary.data_notes], ""]
     lines += [f"Full statistics report: `{summary.statistics_report}`", ""]
-    lines += ["## Evaluation", "", "| metric | value |", "|---|---|"]
-    lines += [f"| {name} | {value:.4f} |" for name, value in sorted(summary.metrics.items())]
+    if summary.epochs:
+        last = summary.epochs[-1]
+        lines += ["## Training curve", "",
+                  f"{len(summary.epochs)} of {last.total_epochs} epochs.", ""]
+        lines += markdown_table([epoch_row(record) for record in summary.epochs]) + [""]
+    champion = summary.blessing.baseline_version if summary.blessing else None
+    lines += ["## Evaluation", "",
+              f"| metric | value | champion{f' (v{champion})' if champion else ''} | delta | |",
+              "|---|---|---|---|---|"]
+    lines += [_comparison_line(c) for c in summary.comparison]
     lines += ["", f"Blessed: **{summary.blessed}**; baseline: "
               f"`{summary.baseline_model_uri or 'none (first run)'}`"]
     lines += [f"- failed: {check}" for check in summary.failed_checks]
@@ -122,6 +170,15 @@ def render_markdown(summary: RunSummary) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _comparison_line(c: MetricComparison) -> str:
+    champion = "—" if c.champion is None else f"{c.champion:.4f}"
+    delta = "" if c.delta is None else f"{c.delta:+.4f}"
+    arrow = "higher is better" if c.higher_is_better else "lower is better"
+    if c.metric == "example_count":  # a count of eval rows, not a score
+        arrow = ""
+    return f"| {c.metric} | {c.value:.4f} | {champion} | {delta} | {c.verdict or arrow} |"
+
+
 def render_text(summary: RunSummary) -> str:
     """A terminal summary for the CLI and the demo."""
     out = [f"model {summary.model_name}: {summary.outcome}"]
@@ -131,6 +188,10 @@ def render_text(summary: RunSummary) -> str:
     out.extend(f"  data {f.action.value}: {f.message}" for f in summary.data_findings)
     out.extend(f"  data: {note}" for note in summary.data_notes)
     out.append("  metrics: " + ", ".join(f"{k}={v:.4f}" for k, v in sorted(summary.metrics.items())))
+    against = [c for c in summary.comparison if c.champion is not None]
+    if against and summary.blessing is not None:
+        out.append(f"  against champion v{summary.blessing.baseline_version}: " + ", ".join(
+            f"{c.metric} {c.delta:+.4f} ({c.verdict})" for c in against))
     out.append(f"  blessed: {summary.blessed}")
     if summary.blessing is not None:
         out.extend(f"    {'ok  ' if r.passed else 'FAIL'} {r.message}" for r in summary.blessing.rules)

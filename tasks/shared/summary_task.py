@@ -14,7 +14,13 @@ from prefect.runtime import flow_run
 from retrain.adapters.prefect import prefect_client
 from retrain.domain.config import PipelineConfig
 from retrain.domain.stages import STAGES
-from retrain.domain.refs import EvaluationOutput, PushOutput, StatisticsOutput, ValidationOutput
+from retrain.domain.refs import (
+    EvaluationOutput,
+    PushOutput,
+    StatisticsOutput,
+    TrainerOutput,
+    ValidationOutput,
+)
 from tasks.shared.summary import RunSummary, StageTiming, build_summary, render_markdown
 
 
@@ -61,6 +67,7 @@ def summarize_run(
     config: PipelineConfig,
     statistics: StatisticsOutput,
     validation: ValidationOutput,
+    trainer: TrainerOutput,
     evaluation: EvaluationOutput,
     push: PushOutput,
 ) -> RunSummary:
@@ -72,6 +79,8 @@ def summarize_run(
         validation,
         evaluation,
         push,
+        epochs=trainer.epochs,
+        thresholds=config.evaluator.metrics,
     )
     key = re.sub(r"[^a-z0-9-]", "-", f"{config.model_name}-run-summary")
     create_markdown_artifact(markdown=render_markdown(summary), key=key,

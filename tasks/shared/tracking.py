@@ -15,6 +15,8 @@ from retrain.domain.data_gates import DataFinding
 from retrain.domain.refs import EpochMetrics, TrainerAttempt, TrainerOutput
 from retrain.domain.stages import Stage
 from retrain.domain.status import RunStatus, StageStatus
+from retrain.adapters import mlflow_registry as registry
+from retrain.adapters import prefect as prefect_api
 from retrain.services import lifecycle, overlap
 from retrain.services.views import RunIdentity, RunOutcome
 from tasks.shared import events
@@ -106,6 +108,7 @@ def on_flow_running(flow: Any, flow_run: Any, state: Any) -> None:
         lifecycle.open_run(config, str(flow_run.id), flow_run.parameters.get("run_id"),
                            str(flow_run.deployment_id) if flow_run.deployment_id else None)
         overlap.start_heartbeat(str(flow_run.id))
+        registry.warm_up(config.model_name)  # the Evaluator's baseline lookup, paid early
     except Exception:
         logger.warning("could not open the run record", exc_info=True)
 
@@ -123,9 +126,11 @@ def on_flow_crashed(flow: Any, flow_run: Any, state: Any) -> None:
 
 
 def on_flow_cancelled(flow: Any, flow_run: Any, state: Any) -> None:
-    """Flow hook: the run was cancelled."""
+    """Flow hook: the run was cancelled; so is the stage it stopped (not 'Crashed')."""
     overlap.stop_heartbeat(flow_run.id)
     _advisory(lifecycle.end_run, flow_run.id, RunStatus.CANCELLED, state.message)
+    _advisory(prefect_api.cancel_task_runs, flow_run.id,
+              f"its flow run was cancelled: {state.message or 'no reason given'}")
 
 
 def outcome_of(state: Any) -> RunOutcome:

@@ -13,6 +13,7 @@ from retrain.domain.refs import StageOutput, TrainerOutput
 from tasks.shared.stage import StageError, describe_error, run_stage, stage_task
 from retrain.adapters.tfx import prepare_tf_environment
 from retrain.domain.stages import Stage
+from tasks.shared.progress import EpochTableSink
 from tasks.shared.tracking import StoreEpochSink
 from tasks.trainer import core, remote
 from tasks.trainer.epochs import epoch_sinks
@@ -36,8 +37,10 @@ def train_model(
     """Train run_fn (the user's, or the library's for a `model`) on the transformed examples:
     in this process, or as flow runs of `gpu.deployment` (GPU options, resume)."""
     train = _train_through_deployment if config.gpu.deployment else _train_here
-    # Each epoch of the library run_fn also lands in the run record as it finishes.
-    with epoch_sinks(StoreEpochSink(flow_run.get_id())):
+    # Each epoch of the library run_fn also lands in the run record and the run view's
+    # epochs table as it finishes.
+    run_id = flow_run.get_id()
+    with epoch_sinks(StoreEpochSink(run_id), EpochTableSink(run_id, config.model_name)):
         output = run_stage(core.STAGE, core.plan, train, config, transform, schema)
     tracking.record_trainer_devices(flow_run.get_id(), output)
     return output
@@ -71,7 +74,8 @@ def train_attempt(request: TrainerRequest) -> TrainerOutput:
                           config.model_name, request.gpu.label() if config.gpu.enabled
                           else "CPU", plan.output_dir)
     checkpoints = core.checkpoint_dir(plan) if config.recommender else None
-    with epoch_sinks(StoreEpochSink(request.run_flow_run_id)):
+    with epoch_sinks(StoreEpochSink(request.run_flow_run_id),
+                     EpochTableSink(request.run_flow_run_id, config.model_name)):
         try:
             output = core.run(plan, config, request.transform, request.schema_, checkpoints)
         except Exception as exc:  # one readable line: the training flow shows it as the stage's

@@ -210,15 +210,16 @@ def asyncpg_url(sqlalchemy_url: str) -> str:
 
 @contextmanager
 def prefect_server(home: Path, env: dict[str, str] | None = None,
-                   database_url: str | None = None) -> Iterator[str]:
+                   database_url: str | None = None, ui: bool = False) -> Iterator[str]:
     """Run `prefect server start` on a free loopback port with its own PREFECT_HOME and
     SQLite database under `home` (or the PostgreSQL database `database_url`, the production
     set-up); yield its API URL once /health answers.
 
     On PostgreSQL the server runs with deployments/production.env, as in production.
-    `env` adds settings (e.g. scheduler loop seconds). The log is `home/server.log`; its
-    tail is in the error if the server exits or is not healthy within
-    SERVER_START_TIMEOUT_S.
+    `env` adds settings (e.g. scheduler loop seconds). With `ui`, the Prefect UI is served
+    at the URL's root (the API URL without /api) and talks to this server's API. The log
+    is `home/server.log`; its tail is in the error if the server exits or is not healthy
+    within SERVER_START_TIMEOUT_S.
     """
     home.mkdir(parents=True, exist_ok=True)
     port = free_port()
@@ -228,7 +229,9 @@ def prefect_server(home: Path, env: dict[str, str] | None = None,
         "PREFECT_SERVER_DATABASE_CONNECTION_URL": (
             asyncpg_url(database_url) if database_url
             else f"sqlite+aiosqlite:///{home / 'server.db'}"),
-        "PREFECT_SERVER_UI_ENABLED": "false",
+        "PREFECT_SERVER_UI_ENABLED": str(ui).lower(),
+        # The UI's default API is port 4200's: point the browser at this server instead.
+        **({"PREFECT_SERVER_UI_API_URL": api_url} if ui else {}),
         **(production_env() if database_url else {}),
         **(env or {}),
     }

@@ -105,6 +105,16 @@ def _record(flow_run_id: str):
         }
 
 
+def _artifacts(api_url: str, flow_run_id: str) -> dict[str, dict]:
+    """The flow run's artifacts, as the UI reads them, by key (or type, for unkeyed ones)."""
+    import httpx
+
+    reply = httpx.post(f"{api_url}/artifacts/filter", timeout=30,
+                       json={"artifacts": {"flow_run_id": {"any_": [flow_run_id]}}})
+    reply.raise_for_status()
+    return {artifact["key"] or artifact["type"]: artifact for artifact in reply.json()}
+
+
 def _checkpointed(home: Path) -> int:
     from tasks.trainer.remote import checkpointed_epoch
 
@@ -135,6 +145,11 @@ def test_a_preempted_trainer_pod_resumes_from_its_last_epoch(cluster):
     assert [json.loads(line)["epoch"] for line in epochs_file.read_text().splitlines()] == \
         list(range(1, EPOCHS + 1))
     assert record["strategy"] and record["gpus"] == []
+    # The run view: both pods added their epochs to the training flow run's one epochs table.
+    table = _artifacts(cluster["env"]["PREFECT_API_URL"], state["flow_run_id"])["gpu-ranker-epochs"]
+    assert [row["epoch"] for row in json.loads(table["data"])] == list(range(1, EPOCHS + 1))
+    assert {"loss", "val_loss", "val_rmse", "seconds"} <= set(json.loads(table["data"])[-1])
+    assert table["description"] == f"Trainer epochs: {EPOCHS} of {EPOCHS} done"
     # The checkpoints are gone once the model is complete; the interrupted pod's Job failed.
     assert _checkpointed(home) == 0
     pods = {obj["metadata"]["name"]: obj for _, obj in kube.history("pods")}

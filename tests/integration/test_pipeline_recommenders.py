@@ -141,6 +141,44 @@ def test_trainer_records_every_epoch(runs):
         assert (record.current_epoch, record.total_epochs) == (3, 3)
 
 
+def _artifacts(flow_run_id: str) -> dict[str, object]:
+    """The flow run's artifacts in the Prefect API, by key (or by type for unkeyed ones)."""
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+    from retrain.adapters.prefect import prefect_client
+
+    with prefect_client() as client:
+        found = client.read_artifacts(artifact_filter=ArtifactFilter(
+            flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id])))
+    return {artifact.key or artifact.type: artifact for artifact in found}
+
+
+def test_run_view_shows_the_epochs_table_progress_and_training_curve(runs):
+    """What the Prefect UI shows of training: a table artifact with one row per epoch
+    (updated as each ended), the progress artifact at the end, and the summary's curve."""
+    import json
+
+    from tasks.trainer.epochs import read_epochs
+
+    _, results = runs
+    config, summary, flow_run_id = results["retrieval"]
+    artifacts = _artifacts(flow_run_id)
+    table = artifacts[f"{config.model_name}-epochs"]
+    rows = json.loads(table.data)
+    recorded = summary.epochs
+    assert [row["epoch"] for row in rows] == [1, 2, 3] == [e.epoch for e in recorded]
+    assert list(rows[0])[:3] == ["epoch", "loss", "val_loss"] and list(rows[0])[-1] == "seconds"
+    assert rows[2]["val_recall_at_100"] == round(recorded[2].metrics["val_recall_at_100"], 4)
+    assert table.description == "Trainer epochs: 3 of 3 done"
+    assert artifacts["progress"].data == 100.0
+    markdown = artifacts[f"{config.model_name}-run-summary"].data
+    assert "## Training curve" in markdown and "3 of 3 epochs." in markdown
+    curve = markdown.split("## Training curve")[1].split("## Evaluation")[0]
+    assert len([line for line in curve.splitlines() if line.startswith("| 3 |")]) == 1
+    # a first run has no champion: the comparison column says so
+    assert "| recall_at_100 | " in markdown and "| — |" in markdown
+
+
 def test_retrieval_model_answers_top_k_product_ids_for_a_buyer(runs, interactions):
     _, results = runs
     _, summary, _ = results["retrieval"]
@@ -255,6 +293,15 @@ def test_worse_model_is_refused_then_force_blessed_with_its_reason(runs, interac
     assert [rule.rule for rule in failed] == ["relative_tolerance"]
     assert summary.blessing.baseline_version == "1"
     assert not summary.push.pushed
+    # the summary puts each metric beside the champion's, with the delta and its direction
+    (recall,) = [c for c in summary.comparison if c.metric == "recall_at_10"]
+    assert recall.champion == summary.blessing.baseline_metrics["recall_at_10"]
+    assert recall.verdict == "worse" and recall.delta < 0
+    markdown = _artifacts(str(state.state_details.flow_run_id))[
+        f"{config.model_name}-run-summary"].data
+    assert "| metric | value | champion (v1) | delta | |" in markdown
+    assert f"| recall_at_10 | {recall.value:.4f} | {recall.champion:.4f} | {recall.delta:+.4f} " \
+        "| worse |" in markdown
     assert registry.champion(config.model_name).version == "1"
     assert _record(state).status == "not_blessed" and _record(state).blessed is False
 

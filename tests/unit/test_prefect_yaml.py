@@ -138,6 +138,22 @@ def test_parameters_validate(
     flow.validate_parameters(parameters)
 
 
+def _undescribed(schema: dict[str, Any]) -> list[str]:
+    """Fields of a parameter schema (top level and every model in it) without a description."""
+    models = {"": schema, **(schema.get("definitions") or {})}
+    return [f"{model}.{name}".lstrip(".") for model, spec in models.items()
+            for name, field in (spec.get("properties") or {}).items()
+            if not field.get("description")]
+
+
+@pytest.mark.parametrize("deployment", DEPLOYMENTS, ids=IDS)
+def test_run_form_describes_every_field(deployment: dict[str, Any]) -> None:
+    """The Run form the UI renders from the deployment's schema: every parameter, and every
+    field of every model in it (PipelineConfig's 30-odd models), carries its description."""
+    schema = parameter_schema(load_flow(deployment["entrypoint"]).fn).model_dump_for_openapi()
+    assert not _undescribed(schema), f"no description on the Run form: {_undescribed(schema)}"
+
+
 @pytest.mark.parametrize("deployment", DEPLOYMENTS, ids=IDS)
 def test_work_pool_is_defined(deployment: dict[str, Any]) -> None:
     pools = (PROJECT.get("definitions") or {}).get("work_pools") or {}

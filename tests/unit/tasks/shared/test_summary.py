@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from retrain.domain.evaluation import MetricThreshold
 from retrain.domain.refs import (
+    Blessing,
+    EpochMetrics,
     EvaluationOutput,
     PushOutput,
     SplitStats,
@@ -59,3 +62,34 @@ def test_not_blessed_summary_says_why_and_nothing_was_pushed():
     assert "Not pushed: model not blessed: binary_accuracy: below 0.9" in md
     assert "- failed: binary_accuracy: below 0.9" in md
     assert "not pushed:" in render_text(summary)
+
+
+def test_summary_compares_with_the_champion_and_shows_the_training_curve():
+    stats = StatisticsOutput(stage="StatisticsGen", fingerprint="f", artifacts={},
+                             splits={"train": SplitStats(rows=80, features=7)},
+                             feature_names=["a"], html_report="/r/report.html")
+    validation = ValidationOutput(stage="ExampleValidator", fingerprint="f", artifacts={},
+                                  anomalies={})
+    blessing = Blessing(blessed=True, rules=[], baseline_version="4",
+                        baseline_metrics={"rmse": 0.9, "recall_at_10": 0.25})
+    evaluation = EvaluationOutput(
+        stage="Evaluator", fingerprint="f", artifacts={}, blessed=True, blessing=blessing,
+        metrics={"rmse": 0.8, "recall_at_10": 0.2, "example_count": 20.0},
+        baseline_model_uri="/root/Trainer/x/model")
+    push = PushOutput(stage="Pusher", fingerprint="f", artifacts={}, pushed=False, reason="r")
+    epochs = [EpochMetrics(epoch=n, total_epochs=4, seconds=2.0,
+                           metrics={"loss": 4.0 - n, "val_loss": 5.0 - n}) for n in (1, 2)]
+    # a configured direction wins over the name: here a higher recall_at_10 is *worse*
+    thresholds = [MetricThreshold(class_name="recall_at_10", higher_is_better=False)]
+    summary = build_summary("m", [], stats, validation, evaluation, push, epochs, thresholds)
+    verdicts = {c.metric: (c.champion, c.verdict) for c in summary.comparison}
+    assert verdicts == {"rmse": (0.9, "better"), "recall_at_10": (0.25, "better"),
+                        "example_count": (None, "")}
+    md = render_markdown(summary)
+    assert "| metric | value | champion (v4) | delta | |" in md
+    assert "| rmse | 0.8000 | 0.9000 | -0.1000 | better |" in md
+    assert "| example_count | 20.0000 | — |  |  |" in md
+    assert "2 of 4 epochs." in md
+    assert "| epoch | loss | val_loss | seconds |" in md and "| 2 | 2 | 3 | 2 |" in md
+    assert "against champion v4: recall_at_10 -0.0500 (better), rmse -0.1000 (better)" \
+        in render_text(summary)
