@@ -72,6 +72,8 @@ def print_run(run) -> None:
         for epoch in run.epochs:
             print(f"  {epoch.epoch:>5}  " + "  ".join(
                 f"{epoch.metrics.get(k, float('nan')):>16.4f}" for k in keys))
+        if run.best_epoch_metric:
+            print(f"  kept     epoch {run.best_epoch}, the best by {run.best_epoch_metric}")
     if run.blessed is not None:
         forced = f" (forced: {run.forced_reason})" if run.forced_reason else ""
         deployed = " (deployed)" if run.deployed else ""

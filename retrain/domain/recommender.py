@@ -110,6 +110,11 @@ class ModelConfig(_Config):
         """Whether the model predicts the ranking target."""
         return self.type in ("ranking", "multitask")
 
+    def best_epoch_metric(self) -> str:
+        """The per-epoch validation metric that picks the best epoch by default:
+        recall@100 over the corpus for a model that retrieves, RMSE for a ranking model."""
+        return "val_recall_at_100" if self.has_retrieval else "val_rmse"
+
     def metric_names(self) -> list[str]:
         """Evaluator metrics of this model type."""
         names = ["example_count"]
@@ -155,6 +160,18 @@ class TrainingParams(_Config):
         ge=0,
         description="Eval rows for the per-epoch validation metrics (recall@K over the "
         "corpus, loss); 0 turns per-epoch validation off. The Evaluator uses all rows.",
+    )
+    keep_best_epoch: bool = Field(
+        default=True,
+        description="Export the weights of the epoch with the best `best_epoch_metric`, not "
+        "the last epoch's (needs per-epoch validation: epoch_eval_rows > 0). The model's "
+        "recommender.json, the run summary and the record name the epoch kept.",
+    )
+    best_epoch_metric: str | None = Field(
+        default=None,
+        description="Per-epoch validation metric that picks the epoch kept, e.g. "
+        "val_recall_at_100, val_rmse, val_loss; default val_recall_at_100 for retrieval and "
+        "multitask, val_rmse for ranking. Errors and losses are better lower.",
     )
 
 

@@ -110,6 +110,13 @@ class TrainerOutput(StageOutput):
     replicas: int | None = Field(default=None, description="Replicas in sync.")
     gpus_visible: list[str] = Field(default_factory=list, description="GPUs TensorFlow saw.")
     epochs_run: int | None = Field(default=None, description="Epochs the model has trained.")
+    best_epoch: int | None = Field(
+        default=None, description="The epoch whose weights were exported (training."
+        "keep_best_epoch: the best by best_epoch_metric; else the last).")
+    best_epoch_metric: str | None = Field(
+        default=None, description="Validation metric that picked it (None: the last epoch).")
+    best_epoch_value: float | None = Field(
+        default=None, description="Its value at the epoch kept.")
     resumed_from_epoch: int | None = Field(
         default=None, description="Epochs restored from a checkpoint (a resumed Trainer)."
     )

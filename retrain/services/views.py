@@ -137,6 +137,9 @@ class RunDetail(RunRef):
     data_findings: list[str] = Field(
         default_factory=list, description="What the data gates warned about (the run went on).")
     drift_baseline: str | None = Field(default=None, description="Run drift was measured against.")
+    best_epoch: int | None = Field(default=None, description="The epoch whose model was exported.")
+    best_epoch_metric: str | None = Field(
+        default=None, description="Validation metric that picked it (None: the last epoch).")
     run_dir: str = Field(description="Directory of the files that belong to this run alone.")
 
     @classmethod
@@ -156,6 +159,8 @@ class RunDetail(RunRef):
             statistics_report=(run.artifacts or {}).get("statistics_report"),
             data_findings=list((run.artifacts or {}).get("data_findings") or []),
             drift_baseline=(run.artifacts or {}).get("drift_baseline"), run_dir=run_dir,
+            best_epoch=(run.artifacts or {}).get("best_epoch"),
+            best_epoch_metric=(run.artifacts or {}).get("best_epoch_metric"),
         )
 
 

@@ -16,6 +16,7 @@ from retrain.domain.refs import (
     EvaluationOutput,
     PushOutput,
     StatisticsOutput,
+    TrainerOutput,
     ValidationOutput,
 )
 from retrain.domain.stages import Stage
@@ -72,6 +73,9 @@ class RunSummary(BaseModel):
         default_factory=list, description="Each metric beside the champion's.")
     epochs: list[EpochMetrics] = Field(
         default_factory=list, description="The Trainer's epochs: the training curve.")
+    best_epoch: int | None = Field(default=None, description="The epoch exported.")
+    best_epoch_metric: str | None = Field(
+        default=None, description="The validation metric that picked it (None: the last).")
     blessed: bool = Field(description="The Evaluator's verdict.")
     baseline_model_uri: str | None = Field(description="What the candidate was compared with.")
     failed_checks: list[str] = Field(description="Thresholds that failed.")
@@ -91,7 +95,7 @@ def build_summary(
     validation: ValidationOutput,
     evaluation: EvaluationOutput,
     push: PushOutput,
-    epochs: list[EpochMetrics] | None = None,
+    trainer: TrainerOutput | None = None,
     thresholds: list[MetricThreshold] | None = None,
 ) -> RunSummary:
     """Assemble the summary from the stage outputs (no I/O)."""
@@ -112,7 +116,9 @@ def build_summary(
         statistics_report=statistics.html_report,
         metrics=evaluation.metrics,
         comparison=comparison,
-        epochs=epochs or [],
+        epochs=trainer.epochs if trainer else [],
+        best_epoch=trainer.best_epoch if trainer else None,
+        best_epoch_metric=trainer.best_epoch_metric if trainer else None,
         blessed=evaluation.blessed,
         baseline_model_uri=evaluation.baseline_model_uri,
         failed_checks=evaluation.failed_checks,
@@ -137,8 +143,10 @@ def render_markdown(summary: RunSummary) -> str:
     lines += [f"Full statistics report: `{summary.statistics_report}`", ""]
     if summary.epochs:
         last = summary.epochs[-1]
+        kept = (f" Exported: epoch {summary.best_epoch}, the best by "
+                f"{summary.best_epoch_metric}." if summary.best_epoch_metric else "")
         lines += ["## Training curve", "",
-                  f"{len(summary.epochs)} of {last.total_epochs} epochs.", ""]
+                  f"{len(summary.epochs)} of {last.total_epochs} epochs.{kept}", ""]
         lines += markdown_table([epoch_row(record) for record in summary.epochs]) + [""]
     champion = summary.blessing.baseline_version if summary.blessing else None
     lines += ["## Evaluation", "",

@@ -79,7 +79,7 @@ def summarize_run(
         validation,
         evaluation,
         push,
-        epochs=trainer.epochs,
+        trainer=trainer,
         thresholds=config.evaluator.metrics,
     )
     key = re.sub(r"[^a-z0-9-]", "-", f"{config.model_name}-run-summary")

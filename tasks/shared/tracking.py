@@ -155,7 +155,9 @@ def outcome_of(state: Any) -> RunOutcome:
         artifacts={"serving_uri": summary.push.serving_uri,
                    "statistics_report": summary.statistics_report,
                    "data_findings": [f.message for f in summary.data_findings],
-                   "drift_baseline": summary.drift_baseline},
+                   "drift_baseline": summary.drift_baseline,
+                   "best_epoch": summary.best_epoch,
+                   "best_epoch_metric": summary.best_epoch_metric},
     )
 
 

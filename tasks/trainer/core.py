@@ -169,6 +169,7 @@ def training_record(model_uri: str, model_run_uri: str, gpus_visible: list[str])
         with fileio.open(summary, "r") as handle:
             facts = json.load(handle)
         record.update({key: facts.get(key) for key in (
-            "strategy", "replicas", "epochs_run", "resumed_from_epoch", "optimizer_steps")})
+            "strategy", "replicas", "epochs_run", "resumed_from_epoch", "optimizer_steps",
+            "best_epoch", "best_epoch_metric", "best_epoch_value")})
         record["gpus_visible"] = facts.get("gpus_visible", [])
     return record

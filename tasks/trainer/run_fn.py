@@ -22,6 +22,7 @@ from tasks.evaluator.metrics import RecallAccumulator
 from retrain.domain.features import FeatureConfig, XfColumn
 from retrain.domain.recommender import RECALL_KS, RecommenderSpec
 from tasks.trainer import checkpoints
+from tasks.trainer.best_epoch import BestEpoch
 from tasks.trainer import epochs as epoch_records
 from tasks.trainer.export import export_recommender
 from tasks.trainer.models import build_model, choose_strategy, input_sizes, make_optimizer
@@ -209,6 +210,11 @@ def run_fn(fn_args) -> None:
             mode="max" if "recall" in stop.monitor else "min",
         ))
     callbacks.append(EpochReporter(params.epochs, fn_args.model_run_dir))
+    best = None
+    if params.keep_best_epoch and validation is not None:
+        best = BestEpoch(params.best_epoch_metric or spec.model.best_epoch_metric(),
+                         spec.checkpoint_dir)
+        callbacks.append(best)
 
     with strategy.scope():
         sizes = input_sizes(spec.features, tft_output.vocabulary_size_by_name)
@@ -235,6 +241,9 @@ def run_fn(fn_args) -> None:
         training={"epochs_run": epochs_run, "resumed_from_epoch": resumed_from,
                   "optimizer_steps": int(model.optimizer.iterations.numpy()),
                   "strategy": info.strategy, "replicas": info.replicas,
-                  "gpus_visible": list(info.gpus_visible)},
+                  "gpus_visible": list(info.gpus_visible),
+                  "best_epoch": (best.kept_epoch if best else 0) or epochs_run,
+                  "best_epoch_metric": best.monitor if best else None,
+                  "best_epoch_value": best.best_value if best else None},
     )
 

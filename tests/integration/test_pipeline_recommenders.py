@@ -179,6 +179,29 @@ def test_run_view_shows_the_epochs_table_progress_and_training_curve(runs):
     assert "| recall_at_100 | " in markdown and "| — |" in markdown
 
 
+@pytest.mark.parametrize(("model_type", "metric", "pick"), [
+    ("retrieval", "val_recall_at_100", max), ("ranking", "val_rmse", min)])
+def test_the_best_epoch_is_exported_and_named(runs, model_type, metric, pick):
+    """training.keep_best_epoch (on by default): the model exported is the epoch with the
+    best validation metric; the model's recommender.json, the summary and the record say so."""
+    import json
+
+    _, results = runs
+    config, summary, flow_run_id = results[model_type]
+    best = pick(summary.epochs, key=lambda e: e.metrics[metric])
+    assert (summary.best_epoch, summary.best_epoch_metric) == (best.epoch, metric)
+    facts = json.loads(next((Path(config.pipeline_root) / config.model_name / "Trainer")
+                            .glob("*/model/recommender.json")).read_text())
+    assert facts["best_epoch"] == best.epoch and facts["best_epoch_metric"] == metric
+    assert facts["best_epoch_value"] == pytest.approx(best.metrics[metric])
+    markdown = _artifacts(flow_run_id)[f"{config.model_name}-run-summary"].data
+    assert f"Exported: epoch {best.epoch}, the best by {metric}." in markdown
+    from retrain.services.catalog import run_detail
+
+    detail = run_detail(_record_id(flow_run_id))
+    assert (detail.best_epoch, detail.best_epoch_metric) == (best.epoch, metric)
+
+
 def test_retrieval_model_answers_top_k_product_ids_for_a_buyer(runs, interactions):
     _, results = runs
     _, summary, _ = results["retrieval"]
@@ -320,6 +343,14 @@ def test_worse_model_is_refused_then_force_blessed_with_its_reason(runs, interac
     record = _record(state)
     assert record.status == "completed" and record.forced_reason == "catalogue migration, INC-42"
     assert record.registered_version == "2"
+
+
+def _record_id(flow_run_id: str) -> str:
+    from retrain.store import runs
+    from retrain.store.sessions import sessions
+
+    with sessions()() as session:
+        return runs.run_for_flow_run(session, flow_run_id).id
 
 
 def _record(state):

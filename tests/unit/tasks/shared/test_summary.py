@@ -10,6 +10,7 @@ from retrain.domain.refs import (
     PushOutput,
     SplitStats,
     StatisticsOutput,
+    TrainerOutput,
     ValidationOutput,
 )
 from tasks.shared.summary import StageTiming, build_summary, render_markdown, render_text
@@ -79,9 +80,11 @@ def test_summary_compares_with_the_champion_and_shows_the_training_curve():
     push = PushOutput(stage="Pusher", fingerprint="f", artifacts={}, pushed=False, reason="r")
     epochs = [EpochMetrics(epoch=n, total_epochs=4, seconds=2.0,
                            metrics={"loss": 4.0 - n, "val_loss": 5.0 - n}) for n in (1, 2)]
+    trainer = TrainerOutput(stage="Trainer", fingerprint="f", artifacts={}, epochs=epochs,
+                            best_epoch=1, best_epoch_metric="val_rmse")
     # a configured direction wins over the name: here a higher recall_at_10 is *worse*
     thresholds = [MetricThreshold(class_name="recall_at_10", higher_is_better=False)]
-    summary = build_summary("m", [], stats, validation, evaluation, push, epochs, thresholds)
+    summary = build_summary("m", [], stats, validation, evaluation, push, trainer, thresholds)
     verdicts = {c.metric: (c.champion, c.verdict) for c in summary.comparison}
     assert verdicts == {"rmse": (0.9, "better"), "recall_at_10": (0.25, "better"),
                         "example_count": (None, "")}
@@ -89,7 +92,7 @@ def test_summary_compares_with_the_champion_and_shows_the_training_curve():
     assert "| metric | value | champion (v4) | delta | |" in md
     assert "| rmse | 0.8000 | 0.9000 | -0.1000 | better |" in md
     assert "| example_count | 20.0000 | — |  |  |" in md
-    assert "2 of 4 epochs." in md
+    assert "2 of 4 epochs. Exported: epoch 1, the best by val_rmse." in md
     assert "| epoch | loss | val_loss | seconds |" in md and "| 2 | 2 | 3 | 2 |" in md
     assert "against champion v4: recall_at_10 -0.0500 (better), rmse -0.1000 (better)" \
         in render_text(summary)
