@@ -14,9 +14,12 @@ import json
 import logging
 import math
 
-import tensorflow as tf
-
+from retrain.adapters.tfx import prepare_tf_environment
 from retrain.domain.evaluation import higher_is_better
+
+prepare_tf_environment()  # Keras 2 (tf-keras), as the run_fn and TFRS use, before TF loads
+
+import tensorflow as tf  # noqa: E402
 
 logger = logging.getLogger("retrain.trainer")
 BEST = "best-epoch"
