@@ -41,6 +41,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--start-date", help="first day of history, YYYY-MM-DD (UTC)")
     parser.add_argument("--temperature", type=float, help="softmax temperature of product choice")
     parser.add_argument(
+        "--product-popularity-zipf",
+        type=float,
+        metavar="S",
+        help=SyntheticConfig.model_fields["product_popularity_zipf"].description,
+    )
+    parser.add_argument(
         "--overwrite", action="store_true", help="replace a data set already in --out"
     )
     return parser
@@ -52,7 +58,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     values = {
         name: getattr(args, name)
-        for name in (*_INT_OPTIONS, "format", "start_date", "temperature")
+        for name in (
+            *_INT_OPTIONS, "format", "start_date", "temperature", "product_popularity_zipf"
+        )
         if getattr(args, name) is not None
     }
     try:

@@ -103,6 +103,17 @@ class SyntheticConfig(BaseModel):
         le=10.0,
         description="Standard deviation of the per-product popularity bias added to affinity.",
     )
+    product_popularity_zipf: float | None = Field(
+        default=None,
+        ge=0.0,
+        le=5.0,
+        description="Zipf exponent s of product popularity. Products get popularity ranks "
+        "1..products in a seeded random order, and every buyer's choice weight of the product "
+        "of rank r is multiplied by r^-s (its popularity bias gains -s * temperature * ln r), "
+        "so with s around 1 a few products take a large share of the interactions. The oracle "
+        "ranks by the same affinity, so it stays exact. None: no Zipf term (the data of a "
+        "config without this field, byte for byte).",
+    )
     category_boost: float = Field(
         default=0.0,
         ge=-10.0,

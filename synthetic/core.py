@@ -95,7 +95,9 @@ def generate(
     manifest_path = out_dir / MANIFEST_NAME
     manifest = {
         "version": MANIFEST_VERSION,
-        "config": config.model_dump(mode="json"),
+        # Unset optional knobs (None) are left out: the manifest of a config that does not
+        # use them stays what it was before they existed.
+        "config": config.model_dump(mode="json", exclude_none=True),
         "format": config.format,
         "rows": written,
         "columns": list(COLUMNS),

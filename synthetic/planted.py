@@ -1,7 +1,9 @@
 """The planted latent structure behind the synthetic interactions, and its persistence.
 
 A buyer ``b`` chooses product ``p`` with probability ``softmax_p(affinity[b, p] / temperature)``
-where ``affinity[b, p] = buyer_factors[b] . product_factors[p] + popularity_bias[p]``.
+where ``affinity[b, p] = buyer_factors[b] . product_factors[p] + popularity_bias[p]``. With a
+Zipf exponent ``s`` (``product_popularity_zipf``) the bias includes ``-s * temperature *
+ln(rank[p])``, so the choice probability is multiplied by ``rank[p] ** -s``.
 Everything needed to recompute that distribution is saved next to the data, so a trained
 model can be compared with the ground truth it was supposed to recover.
 """
@@ -22,6 +24,9 @@ from synthetic.config import SyntheticConfig
 # share draws: adding a draw to one cannot shift the other.
 STREAM_PLANT = 0
 STREAM_ROWS = 1
+# The Zipf popularity ranks have a stream of their own, so that switching them on leaves
+# every other planted draw, and so the data of a config without them, unchanged.
+STREAM_POPULARITY = 2
 
 # Share of a buyer factor's variance explained by the city centroid, and of a product
 # factor's by its category centroid. These make city and category informative features
@@ -145,6 +150,12 @@ def _lookup(known: np.ndarray, wanted: Sequence[str] | np.ndarray, kind: str) ->
     return index
 
 
+def popularity_ranks(seed: int, products: int) -> np.ndarray:
+    """Zipf popularity rank of each product (1 = most popular): a permutation drawn from seed."""
+    rng = np.random.default_rng([seed, STREAM_POPULARITY])
+    return rng.permutation(products) + 1
+
+
 def plant_factors(config: SyntheticConfig) -> PlantedFactors:
     """Draw the latent structure of a data set from the config's seed (no row sampling)."""
     rng = np.random.default_rng([config.seed, STREAM_PLANT])
@@ -166,6 +177,12 @@ def plant_factors(config: SyntheticConfig) -> PlantedFactors:
     product_factors *= AFFINITY_SCALE / np.sqrt(d)
 
     popularity_bias = config.popularity_scale * rng.standard_normal(config.products)
+    if config.product_popularity_zipf is not None:
+        # Choice weight x rank^-s is choice logit - s * ln(rank), i.e. affinity / temperature
+        # - s * ln(rank): as part of the bias the Zipf term is in every affinity, so sampling,
+        # the oracle and the closed-form recall all see the one same distribution.
+        ranks = popularity_ranks(config.seed, config.products)
+        popularity_bias -= config.product_popularity_zipf * config.temperature * np.log(ranks)
     popularity_bias[product_category == 0] += config.category_boost  # after every draw
     activity = rng.lognormal(0.0, config.activity_sigma, config.buyers)
 

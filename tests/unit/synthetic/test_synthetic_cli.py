@@ -42,3 +42,9 @@ def test_cli_refuses_to_overwrite_without_flag(
     assert caught.value.code == 2
     assert "pass --overwrite" in capsys.readouterr().err
     assert main(["--rows", "1000", "--out", str(tmp_path), "--seed", "1", "--overwrite"]) == 0
+
+
+def test_cli_sets_the_zipf_exponent(tmp_path: Path) -> None:
+    out = tmp_path / "skewed"
+    assert main(["--rows", "1000", "--out", str(out), "--product-popularity-zipf", "1.2"]) == 0
+    assert read_dataset(out).config.product_popularity_zipf == 1.2
