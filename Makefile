@@ -45,8 +45,13 @@ demo: env
 stop: env
 	$(VENV)/bin/prefect server stop
 
+# The suite's files run in TEST_PROCESSES processes (pytest-xdist): a file's tests stay in one
+# process, so its module fixtures (a Prefect server, a pipeline run) start once. Much of the
+# suite waits on servers, workers and subprocesses, so two processes fit two cores.
+TEST_PROCESSES ?= 2
+
 test: env chromium
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_PROCESSES) --dist loadfile
 
 chromium:
 	@test -x $(CHROMIUM) || { $(SUDO) apt-get update -qq && \

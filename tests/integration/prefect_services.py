@@ -190,6 +190,16 @@ def production_env() -> dict[str, str]:
     return settings
 
 
+def local_job_variables(**extra) -> dict:
+    """prefect.yaml's job variables of the embedded default's process pool (retrain-local),
+    with `extra` on top: a test's deployment runs its flows as `prefect deploy` would."""
+    import yaml
+
+    prefect_yaml = PRODUCTION_ENV.parents[1] / "prefect.yaml"
+    pools = yaml.safe_load(prefect_yaml.read_text())["definitions"]["work_pools"]
+    return {**pools["retrain_local"]["job_variables"], **extra}
+
+
 def server_errors(home: Path, limit: int = 20) -> str:
     """The distinct error lines of the server log under `home` (for a failing assertion:
     what the server said when it answered 5xx)."""

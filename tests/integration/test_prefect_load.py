@@ -28,6 +28,7 @@ from prefect_services import (
     deploy_entrypoint,
     ensure_process_pool,
     flow_run_process,
+    local_job_variables,
     prefect_client,
     prefect_server,
     process_environment,
@@ -82,7 +83,7 @@ def loaded(tmp_path_factory, tiny_interactions, postgres_url):
         ensure_process_pool(api_url, pool)
         deploy_entrypoint(api_url, "flows/training_pipeline.py:training_pipeline", "base",
                           pool, REPO, concurrency_limit=TRAINING_LIMIT,
-                          job_variables=ONE_PROCESS)
+                          job_variables=local_job_variables(**ONE_PROCESS))
         yield {"api_url": api_url, "home": home, "env": env, "pool": pool,
                "data": tiny_interactions}
 
