@@ -73,23 +73,30 @@ class PeakRss:
         self._thread.join()
 
 
-def split_pairs(examples_uri: str, split: str) -> tuple[np.ndarray, np.ndarray]:
-    """(buyer_id, product_id) of every row in one split of an Examples artifact."""
+def split_columns(examples_uri: str, split: str, columns: tuple[str, ...]) -> list[np.ndarray]:
+    """These columns of every row in one split of an Examples artifact (ids as str)."""
     from tfx_bsl.coders import example_coder
 
     from retrain.adapters.streaming.records import read_records
 
     decoder = example_coder.ExamplesToRecordBatchDecoder()
-    buyers, products = [], []
+    parts: list[list[np.ndarray]] = [[] for _ in columns]
     for path in sorted(Path(examples_uri, f"Split-{split}").iterdir()):
         records = list(read_records(str(path)))
         if not records:
             continue
         batch = decoder.DecodeBatch(records)
-        for column, out in (("buyer_id", buyers), ("product_id", products)):
-            values = batch.column(batch.schema.get_field_index(column)).flatten()
-            out.append(np.array(values.to_pylist(), dtype=object).astype(str))
-    return np.concatenate(buyers), np.concatenate(products)
+        for column, out in zip(columns, parts):
+            values = np.array(batch.column(batch.schema.get_field_index(column)).flatten()
+                              .to_pylist(), dtype=object)
+            out.append(values.astype(float) if column == "rating" else values.astype(str))
+    return [np.concatenate(out) for out in parts]
+
+
+def split_pairs(examples_uri: str, split: str) -> tuple[np.ndarray, np.ndarray]:
+    """(buyer_id, product_id) of every row in one split of an Examples artifact."""
+    buyers, products = split_columns(examples_uri, split, ("buyer_id", "product_id"))
+    return buyers, products
 
 
 def write_examples(config, files: list[Path], examples_uri: Path) -> str:

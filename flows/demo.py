@@ -1,5 +1,9 @@
 """The main job on the embedded default: synthetic data → training-pipeline → summary.
 
+By default it trains the config-built two-tower retrieval model (buyer → product); its summary
+gives recall@K beside the most-popular-items floor on the same eval rows (the trivial-baseline
+rule). `--model user-module` trains the plain TFX user module instead.
+
 `make demo` runs this with PREFECT_HOME under .retrain/, so Prefect, the pipeline root, the
 serving directory and MLflow all live in local files. Safe to repeat: the data is generated
 once and a re-run hits the stage cache.
@@ -65,10 +69,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--train-steps", type=int, default=500,
                         help="Trainer steps (user-module model)")
     parser.add_argument(
-        "--model", choices=["user-module", "retrieval", "ranking", "multitask"],
-        default="user-module",
-        help="user-module: synthetic/modules/rating_model.py (a plain TFX module); the others "
-        "build a TFRS model from typed config",
+        "--model", choices=["retrieval", "ranking", "multitask", "user-module"],
+        default="retrieval",
+        help="retrieval (the default: the two-tower buyer → product model), ranking and "
+        "multitask build a TFRS model from typed config; user-module trains "
+        "synthetic/modules/rating_model.py, a plain TFX module (preprocessing_fn, run_fn)",
     )
     parser.add_argument("--ephemeral", action="store_true",
                         help="use Prefect's temporary in-process server instead of the local "

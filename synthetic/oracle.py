@@ -111,3 +111,36 @@ def expected_oracle_recall_at_k(
         top_mass = np.partition(probs, probs.shape[1] - k, axis=1)[:, -k:].sum(axis=1)
         total += float(planted.buyer_activity[index] @ top_mass)
     return total
+
+
+def oracle_rating(
+    planted: PlantedFactors,
+    buyer_ids: Sequence[str] | np.ndarray,
+    product_ids: Sequence[str] | np.ndarray,
+) -> np.ndarray:
+    """The planted mean rating of each (buyer, product) pair: the best any rating model can
+    predict, whose RMSE on generated rows is the ceiling a ranking model's RMSE can reach.
+
+    Ratings are drawn as ``clip(RATING_CENTER + RATING_SLOPE * z + N(0, RATING_NOISE²), 1, 5)``
+    rounded to 0.1, z the pair's affinity standardised over the buyer's catalogue; this is the
+    expectation of the clipped normal in closed form (the rounding moves it by < 0.01).
+    """
+    from scipy.special import ndtr
+
+    from synthetic.sampling import RATING_CENTER, RATING_NOISE, RATING_SLOPE, pair_affinity
+
+    buyer_index = planted.buyer_index(buyer_ids)
+    product_index = planted.product_index(product_ids)
+    if buyer_index.shape != product_index.shape or buyer_index.ndim != 1:
+        raise ValueError(
+            f"buyer_ids and product_ids must be 1-d and of equal length, got "
+            f"{buyer_index.shape} and {product_index.shape}"
+        )
+    mean, std = planted.affinity_moments()
+    z = (pair_affinity(planted, buyer_index, product_index) - mean[buyer_index]) / std[buyer_index]
+    center = RATING_CENTER + RATING_SLOPE * z
+    low, high = (1.0 - center) / RATING_NOISE, (5.0 - center) / RATING_NOISE
+    density = np.exp(-0.5 * low**2) - np.exp(-0.5 * high**2)
+    inside = (center * (ndtr(high) - ndtr(low))
+              + RATING_NOISE * density / np.sqrt(2.0 * np.pi))
+    return 1.0 * ndtr(low) + 5.0 * (1.0 - ndtr(high)) + inside

@@ -162,7 +162,8 @@ def test_work_pool_is_defined(deployment: dict[str, Any]) -> None:
 
 
 def test_manual_deployment_is_the_synthetic_demo(monkeypatch: pytest.MonkeyPatch) -> None:
-    """training-pipeline/manual trains what `make demo` trains (retrain/domain/examples.py)."""
+    """training-pipeline/manual trains what `flows.demo --model user-module` trains
+    (retrain/domain/examples.py)."""
     from retrain.domain.config import PipelineConfig
     from retrain.domain.examples import rating_config
 
@@ -178,7 +179,8 @@ def test_manual_deployment_is_the_synthetic_demo(monkeypatch: pytest.MonkeyPatch
 
 
 def test_recommender_deployment_is_the_retrieval_example(monkeypatch: pytest.MonkeyPatch) -> None:
-    """training-pipeline/recommender trains recommender_config() from retrain/domain/examples.py."""
+    """training-pipeline/recommender trains what `make demo` trains: recommender_config() from
+    retrain/domain/examples.py."""
     from retrain.domain.config import PipelineConfig
     from retrain.domain.examples import recommender_config
 

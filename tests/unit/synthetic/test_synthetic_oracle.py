@@ -108,3 +108,39 @@ def test_loading_something_else_fails_clearly(tmp_path: Path) -> None:
     np.savez(path, x=np.zeros(3))
     with pytest.raises(ValueError, match="not a planted-factors file"):
         load_planted(path)
+
+
+def test_the_oracle_rating_is_the_planted_mean_and_beats_the_train_mean(
+    parquet_dataset: SyntheticDataset, parquet_columns: dict[str, np.ndarray]
+) -> None:
+    from synthetic import oracle_rating
+    from synthetic.sampling import RATING_NOISE
+
+    planted = load_planted(parquet_dataset.factors_path)
+    ratings = parquet_columns["rating"]
+    predicted = oracle_rating(planted, parquet_columns["buyer_id"], parquet_columns["product_id"])
+    assert predicted.shape == ratings.shape
+    assert ((predicted >= 1.0) & (predicted <= 5.0)).all()
+    residual = ratings - predicted
+    # Unbiased (3_000 rows, noise sd 0.5: the mean's sd is ~0.01) and as far off as the
+    # planted noise, less the clipping; the overall mean is much further off.
+    assert abs(residual.mean()) < 0.04
+    oracle_rmse = float(np.sqrt(np.mean(residual**2)))
+    assert 0.8 * RATING_NOISE < oracle_rmse < 1.05 * RATING_NOISE
+    assert oracle_rmse < 0.75 * float(np.std(ratings))
+
+
+def test_the_oracle_rating_of_a_pair_is_the_mean_of_its_draws() -> None:
+    """Against the generator's own formula (clip included), by Monte Carlo."""
+    from synthetic import oracle_rating
+    from synthetic.sampling import RATING_CENTER, RATING_NOISE, RATING_SLOPE, pair_affinity
+
+    planted = plant_factors(SyntheticConfig(**SMALL))
+    buyers = np.repeat(np.arange(3), 4)
+    products = np.tile(np.arange(4), 3)
+    mean, std = planted.affinity_moments()
+    z = (pair_affinity(planted, buyers, products) - mean[buyers]) / std[buyers]
+    noise = np.random.default_rng(1).normal(0.0, RATING_NOISE, size=(200_000, 1))
+    draws = np.clip(RATING_CENTER + RATING_SLOPE * z + noise, 1.0, 5.0)
+    expected = oracle_rating(planted, planted.buyer_ids[buyers], planted.product_ids[products])
+    np.testing.assert_allclose(expected, draws.mean(axis=0), atol=0.005)
