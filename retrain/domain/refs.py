@@ -227,6 +227,17 @@ class Blessing(BaseModel):
         return [rule for rule in self.rules if not rule.passed]
 
 
+class FloorMetric(BaseModel):
+    """What a model that learned nothing scores on a metric, on the same eval rows."""
+
+    model_config = ConfigDict(frozen=True)
+
+    metric: str = Field(description="Metric name, as the Evaluator keys it (recall_at_10, rmse).")
+    value: float = Field(description="The trivial predictor's value.")
+    predictor: str = Field(description="The trivial predictor, e.g. most-popular-items predictor "
+                           "(learned from the train split).")
+
+
 class EvaluationOutput(StageOutput):
     """Evaluator's output: the blessing, the metrics and what it was compared against."""
 
@@ -239,6 +250,10 @@ class EvaluationOutput(StageOutput):
     blessing: Blessing | None = Field(
         default=None, description="Rule-by-rule record (recommender evaluator; force-bless)."
     )
+    floors: list[FloorMetric] = Field(
+        default_factory=list, description="The trivial predictors' values on the same eval "
+        "rows (most-popular items for recall@K, the train mean for rmse/mae …), where the "
+        "trivial baseline was computed.")
 
 
 class PushOutput(StageOutput):

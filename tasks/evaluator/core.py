@@ -13,7 +13,14 @@ from pathlib import Path
 from tasks.shared.caching import StagePlan
 from retrain.domain.config import EvaluatorConfig, PipelineConfig
 from tasks.shared.fingerprint import fingerprint
-from retrain.domain.refs import ArtifactRef, Blessing, EvaluationOutput, RuleResult, StageOutput
+from retrain.domain.refs import (
+    ArtifactRef,
+    Blessing,
+    EvaluationOutput,
+    FloorMetric,
+    RuleResult,
+    StageOutput,
+)
 from retrain.adapters.tfx import proto_json, run_executor
 from retrain.domain.stages import Stage
 
@@ -173,7 +180,7 @@ def run(
     evaluation_uri = artifacts["evaluation"].uri
     metrics = overall_metrics(evaluation_uri)
     failed = [] if tfma_blessed else failed_checks(evaluation_uri)
-    rules = _trivial_rules(config, examples, transform, metrics)
+    rules, floors = _trivial_rules(config, examples, transform, metrics)
     trivial_failed = [rule.message for rule in rules if not rule.passed]
     failed += trivial_failed
     blessed = tfma_blessed and not trivial_failed
@@ -200,6 +207,7 @@ def run(
         baseline_model_uri=baseline.uri if baseline else None,
         failed_checks=failed,
         blessing=blessing,
+        floors=floors,
     )
 
 
@@ -230,8 +238,9 @@ def withhold_blessing(blessing: ArtifactRef, reason: str) -> ArtifactRef:
 
 
 def _trivial_rules(config: PipelineConfig, examples: StageOutput, transform: StageOutput,
-                   metrics: dict[str, float]) -> list[RuleResult]:
-    """The TFMA path's trivial_baseline rules, from the label column (`labels.py`)."""
+                   metrics: dict[str, float]) -> tuple[list[RuleResult], list[FloorMetric]]:
+    """The TFMA path's trivial_baseline rules, from the label column (`labels.py`), and the
+    trivial predictors' values they compared with."""
     from tasks.evaluator.blessing import trivial_rules
     from tasks.evaluator.trivial import predictor_for, tfma_key
 
@@ -239,7 +248,7 @@ def _trivial_rules(config: PipelineConfig, examples: StageOutput, transform: Sta
     names = [metric.class_name for metric in evaluator.metrics
              if predictor_for(metric.class_name) is not None]
     if not evaluator.trivial_baseline.enabled or not names:
-        return []
+        return [], []
     from tasks.evaluator.labels import trivial_label_metrics
 
     transformed = transform.artifacts.get("transformed_examples")
@@ -249,8 +258,10 @@ def _trivial_rules(config: PipelineConfig, examples: StageOutput, transform: Sta
         evaluator.example_splits, evaluator.batch_size,
     )
     candidate = {name: metrics[tfma_key(name)] for name in names if tfma_key(name) in metrics}
-    return trivial_rules(evaluator.metrics, candidate, trivial_metrics,
-                         evaluator.trivial_baseline)
+    rules = trivial_rules(evaluator.metrics, candidate, trivial_metrics,
+                          evaluator.trivial_baseline)
+    return rules, floor_metrics({tfma_key(name): value for name, value in trivial_metrics.items()},
+                                names=dict((tfma_key(name), name) for name in trivial_metrics))
 
 
 def _run_recommender(
@@ -294,4 +305,20 @@ def _run_recommender(
         baseline_model_uri=baseline.uri if baseline else None,
         failed_checks=[] if blessing.blessed else failed_lines(blessing),
         blessing=blessing,
+        floors=floor_metrics(result.get("trivial_metrics") or {}),
     )
+
+
+def floor_metrics(values: dict[str, float], names: dict[str, str] | None = None
+                  ) -> list[FloorMetric]:
+    """The trivial predictors' values keyed by metric, with the predictor that scored each
+    (`names`: the metric's config name where it differs from its key, e.g. BinaryAccuracy)."""
+    from tasks.evaluator.trivial import predictor_for
+
+    floors = []
+    for metric, value in sorted(values.items()):
+        predictor = predictor_for((names or {}).get(metric, metric))
+        if predictor is not None:
+            floors.append(FloorMetric(metric=metric, value=float(value),
+                                      predictor=predictor.value))
+    return floors

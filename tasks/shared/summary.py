@@ -14,6 +14,7 @@ from retrain.domain.refs import (
     Blessing,
     EpochMetrics,
     EvaluationOutput,
+    FloorMetric,
     PushOutput,
     StatisticsOutput,
     TrainerOutput,
@@ -71,6 +72,9 @@ class RunSummary(BaseModel):
     metrics: dict[str, float] = Field(description="Evaluator metrics, overall slice.")
     comparison: list[MetricComparison] = Field(
         default_factory=list, description="Each metric beside the champion's.")
+    floors: list[FloorMetric] = Field(
+        default_factory=list, description="What a model that learned nothing scores on the "
+        "same eval rows (most-popular items, the train mean …).")
     epochs: list[EpochMetrics] = Field(
         default_factory=list, description="The Trainer's epochs: the training curve.")
     best_epoch: int | None = Field(default=None, description="The epoch exported.")
@@ -116,6 +120,7 @@ def build_summary(
         statistics_report=statistics.html_report,
         metrics=evaluation.metrics,
         comparison=comparison,
+        floors=evaluation.floors,
         epochs=trainer.epochs if trainer else [],
         best_epoch=trainer.best_epoch if trainer else None,
         best_epoch_metric=trainer.best_epoch_metric if trainer else None,
@@ -153,6 +158,8 @@ def render_markdown(summary: RunSummary) -> str:
               f"| metric | value | champion{f' (v{champion})' if champion else ''} | delta | |",
               "|---|---|---|---|---|"]
     lines += [_comparison_line(c) for c in summary.comparison]
+    for floor in _floor_lines(summary):
+        lines += ["", f"Floor on the same eval rows: {floor}."]
     lines += ["", f"Blessed: **{summary.blessed}**; baseline: "
               f"`{summary.baseline_model_uri or 'none (first run)'}`"]
     lines += [f"- failed: {check}" for check in summary.failed_checks]
@@ -187,6 +194,18 @@ def _comparison_line(c: MetricComparison) -> str:
     return f"| {c.metric} | {c.value:.4f} | {champion} | {delta} | {c.verdict or arrow} |"
 
 
+def _floor_lines(summary: RunSummary) -> list[str]:
+    """Per trivial predictor: each metric's model value against the predictor's, e.g.
+    'recall_at_10 0.2500 vs 0.1200, … (most-popular-items predictor)'."""
+    by_predictor: dict[str, list[FloorMetric]] = {}
+    for floor in summary.floors:
+        if floor.metric in summary.metrics:
+            by_predictor.setdefault(floor.predictor, []).append(floor)
+    return [", ".join(f"{f.metric} {summary.metrics[f.metric]:.4f} vs {f.value:.4f}"
+                      for f in floors) + f" ({predictor})"
+            for predictor, floors in by_predictor.items()]
+
+
 def render_text(summary: RunSummary) -> str:
     """A terminal summary for the CLI and the demo."""
     out = [f"model {summary.model_name}: {summary.outcome}"]
@@ -196,6 +215,7 @@ def render_text(summary: RunSummary) -> str:
     out.extend(f"  data {f.action.value}: {f.message}" for f in summary.data_findings)
     out.extend(f"  data: {note}" for note in summary.data_notes)
     out.append("  metrics: " + ", ".join(f"{k}={v:.4f}" for k, v in sorted(summary.metrics.items())))
+    out.extend(f"  floor: {line}" for line in _floor_lines(summary))
     against = [c for c in summary.comparison if c.champion is not None]
     if against and summary.blessing is not None:
         out.append(f"  against champion v{summary.blessing.baseline_version}: " + ", ".join(

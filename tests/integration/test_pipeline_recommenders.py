@@ -106,6 +106,7 @@ def test_first_run_is_blessed_by_thresholds_only_and_pushed(runs, model_type):
 @pytest.mark.parametrize(("model_type", "metric", "better"),
                          [("ranking", "rmse", "<="), ("retrieval", "recall_at_100", ">=")])
 def test_models_beat_their_trivial_baselines(runs, model_type, metric, better):
+    """The trivial-baseline rule, and the floor the summary shows beside each metric."""
     _, results = runs
     _, summary, _ = results[model_type]
     (rule,) = [r for r in summary.blessing.rules if r.rule == "trivial_baseline"]
@@ -118,6 +119,18 @@ def test_models_beat_their_trivial_baselines(runs, model_type, metric, better):
     assert (rule.value <= rule.threshold) if better == "<=" else (rule.value >= rule.threshold)
     predictor = "train-mean" if model_type == "ranking" else "most-popular-items"
     assert f"beats the {predictor} predictor's" in rule.message
+    # the summary puts every metric with a floor beside it (recall@5 … @100 for retrieval)
+    floors = {f.metric: f for f in summary.floors}
+    assert floors[metric].value == rule.trivial_value
+    assert floors[metric].predictor == f"{predictor} predictor"
+    if model_type == "retrieval":
+        assert {"recall_at_5", "recall_at_10", "recall_at_50", "recall_at_100"} <= set(floors)
+        assert floors["recall_at_10"].value < floors["recall_at_100"].value
+    from tasks.shared.summary import render_text
+
+    (line,) = [line for line in render_text(summary).splitlines() if "floor:" in line]
+    assert f"{metric} {summary.metrics[metric]:.4f} vs {rule.trivial_value:.4f}" in line
+    assert line.endswith(f"({predictor} predictor)")
 
 
 def test_trainer_records_every_epoch(runs):

@@ -96,3 +96,33 @@ def test_summary_compares_with_the_champion_and_shows_the_training_curve():
     assert "| epoch | loss | val_loss | seconds |" in md and "| 2 | 2 | 3 | 2 |" in md
     assert "against champion v4: recall_at_10 -0.0500 (better), rmse -0.1000 (better)" \
         in render_text(summary)
+
+
+def test_summary_puts_each_metric_beside_its_floor():
+    """The trivial predictors' values on the same eval rows: the floor a model must beat."""
+    from retrain.domain.refs import FloorMetric
+
+    stats = StatisticsOutput(stage="StatisticsGen", fingerprint="f", artifacts={},
+                             splits={"eval": SplitStats(rows=20, features=7)},
+                             feature_names=["a"], html_report="/r/report.html")
+    validation = ValidationOutput(stage="ExampleValidator", fingerprint="f", artifacts={},
+                                  anomalies={})
+    popular = "most-popular-items predictor"
+    evaluation = EvaluationOutput(
+        stage="Evaluator", fingerprint="f", artifacts={}, blessed=True,
+        metrics={"recall_at_10": 0.25, "recall_at_100": 0.8348, "rmse": 0.61},
+        baseline_model_uri=None,
+        floors=[FloorMetric(metric="recall_at_10", value=0.12, predictor=popular),
+                FloorMetric(metric="recall_at_100", value=0.7956, predictor=popular),
+                FloorMetric(metric="rmse", value=0.79, predictor="train-mean predictor"),
+                FloorMetric(metric="recall_at_50", value=0.5, predictor=popular)])
+    push = PushOutput(stage="Pusher", fingerprint="f", artifacts={}, pushed=False, reason="r")
+    summary = build_summary("m", [], stats, validation, evaluation, push)
+    text = render_text(summary)
+    # recall_at_50 was not measured for the model: no floor to put it beside
+    assert ("  floor: recall_at_10 0.2500 vs 0.1200, recall_at_100 0.8348 vs 0.7956 "
+            "(most-popular-items predictor)") in text.splitlines()
+    assert "  floor: rmse 0.6100 vs 0.7900 (train-mean predictor)" in text.splitlines()
+    md = render_markdown(summary)
+    assert ("Floor on the same eval rows: recall_at_10 0.2500 vs 0.1200, recall_at_100 0.8348 "
+            "vs 0.7956 (most-popular-items predictor).") in md
