@@ -198,12 +198,18 @@ def _floor_lines(summary: RunSummary) -> list[str]:
     """Per trivial predictor: each metric's model value against the predictor's, e.g.
     'recall_at_10 0.2500 vs 0.1200, … (most-popular-items predictor)'."""
     by_predictor: dict[str, list[FloorMetric]] = {}
-    for floor in summary.floors:
+    for floor in sorted(summary.floors, key=lambda f: _natural(f.metric)):
         if floor.metric in summary.metrics:
             by_predictor.setdefault(floor.predictor, []).append(floor)
     return [", ".join(f"{f.metric} {summary.metrics[f.metric]:.4f} vs {f.value:.4f}"
                       for f in floors) + f" ({predictor})"
             for predictor, floors in by_predictor.items()]
+
+
+def _natural(name: str) -> tuple[str, int]:
+    """recall_at_5 before recall_at_10: the name without its number, then the number."""
+    stem, _, number = name.rpartition("_")
+    return (stem, int(number)) if number.isdigit() else (name, 0)
 
 
 def render_text(summary: RunSummary) -> str:
