@@ -23,6 +23,7 @@ children (Beam workers, Prefect's ephemeral server), polled every 0.2 s.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import sys
@@ -140,10 +141,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--zipf", type=float, default=None, metavar="S",
                         help="Zipf exponent of product popularity (synthetic's "
                              "product_popularity_zipf); default: none")
+    # The product's own settings (recommender_config's batch 256, ModelConfig's Adagrad at
+    # TrainingParams' 0.1), 5 epochs (TrainingParams' default).
     parser.add_argument("--epochs", type=int, default=5)
-    parser.add_argument("--batch-size", type=int, default=1024)
-    parser.add_argument("--learning-rate", type=float, default=0.01)
-    parser.add_argument("--optimizer", choices=["adagrad", "adam", "sgd"], default="adam")
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--learning-rate", type=float, default=0.1)
+    parser.add_argument("--optimizer", choices=["adagrad", "adam", "sgd"], default="adagrad")
+    parser.add_argument("--overrides", type=json.loads, default={}, metavar="JSON",
+                        help="more config, deep-merged over the benchmark's (e.g. "
+                        "'{\"model\": {\"sampled_negatives\": 256}}')")
     parser.add_argument("--skip-model", action="store_true",
                         help="leave the training flow out: oracle, ALS and most-popular only")
     parser.add_argument("--als-factors", type=_ints, default=peers.ALS_FACTORS,
@@ -198,6 +204,13 @@ def main(argv: list[str] | None = None) -> int:
                   "learning_rate": args.learning_rate},
         evaluator={"metrics": [{"class_name": "recall_at_100", "lower_bound": 0.0}]},
     )
+    if args.overrides:
+        from retrain.domain.config import deep_merge
+
+        values = config.model_dump(mode="json")
+        deep_merge(values, args.overrides)
+        config = type(config).model_validate(values)
+        print(f"overrides: {json.dumps(args.overrides)}", flush=True)
     model = None
     if args.skip_model:
         examples_uri = write_examples(config, dataset.files, workdir / "examples")

@@ -47,10 +47,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="seed of the synthetic data and of the factorisation")
     parser.add_argument("--zipf", type=float, default=None, metavar="S",
                         help="Zipf exponent of product popularity; default: none")
+    # The product's own settings (recommender_config's batch 256, ModelConfig's Adagrad at
+    # TrainingParams' 0.1), 5 epochs (TrainingParams' default).
     parser.add_argument("--epochs", type=int, default=5)
-    parser.add_argument("--batch-size", type=int, default=1024)
-    parser.add_argument("--learning-rate", type=float, default=0.01)
-    parser.add_argument("--optimizer", choices=["adagrad", "adam", "sgd"], default="adam")
+    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--learning-rate", type=float, default=0.1)
+    parser.add_argument("--optimizer", choices=["adagrad", "adam", "sgd"], default="adagrad")
     parser.add_argument("--skip-model", action="store_true",
                         help="leave the training flow out: oracle, floor and peer only")
     parser.add_argument("--workdir", type=Path, default=None, help="Keep everything here.")
