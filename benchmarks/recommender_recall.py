@@ -130,6 +130,36 @@ def _latest(stage_dir: Path, output: str) -> Path:
     return max(stage_dir.glob(f"*/{output}"), key=lambda path: path.stat().st_mtime)
 
 
+def planted_data(args: argparse.Namespace, workdir: Path):
+    """Point this process's Prefect and retrain homes into `workdir`, then generate the
+    planted data there (`--rows --buyers --products --seed --zipf`), or reuse it; None (after
+    one line) when the workdir holds another data set."""
+    os.environ.setdefault("RETRAIN_HOME", str(workdir / "home"))
+    os.environ.setdefault("PREFECT_HOME", str(workdir / "prefect"))
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
+    from synthetic import SyntheticConfig, generate, read_dataset
+
+    started = time.monotonic()
+    data = workdir / "data"
+    wanted = SyntheticConfig(rows=args.rows, buyers=args.buyers, products=args.products,
+                             seed=args.seed, product_popularity_zipf=args.zipf,
+                             format="parquet", chunk_rows=1_000_000)
+    if (data / "manifest.json").exists():
+        dataset = read_dataset(data)
+        if dataset.config != wanted:
+            print(f"{data} holds another data set ({dataset.config}); use another --workdir")
+            return None
+    else:
+        dataset = generate(wanted, data)
+    skew = f", zipf {args.zipf}" if args.zipf is not None else ""
+    print(f"data: {args.rows} rows, {args.buyers} buyers x {args.products} products, "
+          f"seed {args.seed}{skew} ({time.monotonic() - started:.1f} s)", flush=True)
+    return dataset
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
@@ -166,35 +196,17 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="retrain-recall-"))
-    os.environ.setdefault("RETRAIN_HOME", str(workdir / "home"))
-    os.environ.setdefault("PREFECT_HOME", str(workdir / "prefect"))
-    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
-    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    dataset = planted_data(args, workdir)
+    if dataset is None:
+        return 2
 
-    from synthetic import SyntheticConfig, generate, load_planted, oracle_recall_at_k, read_dataset
+    from synthetic import load_planted, oracle_recall_at_k
     from synthetic.oracle import expected_oracle_recall_at_k
-
-    started = time.monotonic()
-    data = workdir / "data"
-    wanted = SyntheticConfig(rows=args.rows, buyers=args.buyers, products=args.products,
-                             seed=args.seed, product_popularity_zipf=args.zipf,
-                             format="parquet", chunk_rows=1_000_000)
-    if (data / "manifest.json").exists():
-        dataset = read_dataset(data)
-        if dataset.config != wanted:
-            print(f"{data} holds another data set ({dataset.config}); use another --workdir")
-            return 2
-    else:
-        dataset = generate(wanted, data)
-    skew = f", zipf {args.zipf}" if args.zipf is not None else ""
-    print(f"data: {args.rows} rows, {args.buyers} buyers x {args.products} products, "
-          f"seed {args.seed}{skew} ({time.monotonic() - started:.1f} s)", flush=True)
 
     from retrain.domain.examples import recommender_config
 
     config = recommender_config(
-        data, "retrieval",
+        dataset.out_dir, "retrieval",
         model_name="recall-benchmark",
         input={"format": "parquet", "pattern": "*.parquet"},
         pipeline_root=str(workdir / "pipelines"),

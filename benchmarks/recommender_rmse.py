@@ -21,7 +21,6 @@ multitask run also prints its recall@100 against the oracle and the most-popular
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tempfile
 import time
@@ -29,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 import peers
-from recommender_recall import PeakRss, _latest, split_columns, write_examples
+from recommender_recall import PeakRss, _latest, planted_data, split_columns, write_examples
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
@@ -59,30 +58,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="retrain-rmse-"))
-    os.environ.setdefault("RETRAIN_HOME", str(workdir / "home"))
-    os.environ.setdefault("PREFECT_HOME", str(workdir / "prefect"))
-    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
-    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    dataset = planted_data(args, workdir)
+    if dataset is None:
+        return 2
 
-    from synthetic import SyntheticConfig, generate, load_planted, oracle_rating, read_dataset
-    from synthetic import oracle_recall_at_k
-
-    started = time.monotonic()
-    data = workdir / "data"
-    wanted = SyntheticConfig(rows=args.rows, buyers=args.buyers, products=args.products,
-                             seed=args.seed, product_popularity_zipf=args.zipf,
-                             format="parquet", chunk_rows=1_000_000)
-    if (data / "manifest.json").exists():
-        dataset = read_dataset(data)
-        if dataset.config != wanted:
-            print(f"{data} holds another data set ({dataset.config}); use another --workdir")
-            return 2
-    else:
-        dataset = generate(wanted, data)
-    skew = f", zipf {args.zipf}" if args.zipf is not None else ""
-    print(f"data: {args.rows} rows, {args.buyers} buyers x {args.products} products, "
-          f"seed {args.seed}{skew} ({time.monotonic() - started:.1f} s)", flush=True)
+    from synthetic import load_planted, oracle_rating, oracle_recall_at_k
 
     from retrain.domain.examples import recommender_config
 
@@ -90,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.model == "multitask":
         metrics.append({"class_name": "recall_at_100", "lower_bound": 0.0})
     config = recommender_config(
-        data, args.model,
+        dataset.out_dir, args.model,
         model_name="rmse-benchmark",
         input={"format": "parquet", "pattern": "*.parquet"},
         pipeline_root=str(workdir / "pipelines"),

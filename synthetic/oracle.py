@@ -31,6 +31,22 @@ def _check_k(k: int) -> None:
         raise ValueError(f"k must be >= 1, got {k}")
 
 
+def _pair_index(
+    planted: PlantedFactors,
+    buyer_ids: Sequence[str] | np.ndarray,
+    product_ids: Sequence[str] | np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The planted indices of (buyer, product) pairs; both 1-d and of equal length."""
+    buyer_index = planted.buyer_index(buyer_ids)
+    product_index = planted.product_index(product_ids)
+    if buyer_index.shape != product_index.shape or buyer_index.ndim != 1:
+        raise ValueError(
+            f"buyer_ids and product_ids must be 1-d and of equal length, got "
+            f"{buyer_index.shape} and {product_index.shape}"
+        )
+    return buyer_index, product_index
+
+
 def oracle_recall_at_k(
     planted: PlantedFactors,
     buyer_ids: Sequence[str] | np.ndarray,
@@ -47,13 +63,7 @@ def oracle_recall_at_k(
     ``batch_size x products`` floats; by default about ``ORACLE_BUDGET``.
     """
     _check_k(k)
-    buyer_index = planted.buyer_index(buyer_ids)
-    product_index = planted.product_index(product_ids)
-    if buyer_index.shape != product_index.shape or buyer_index.ndim != 1:
-        raise ValueError(
-            f"buyer_ids and product_ids must be 1-d and of equal length, got "
-            f"{buyer_index.shape} and {product_index.shape}"
-        )
+    buyer_index, product_index = _pair_index(planted, buyer_ids, product_ids)
     if len(buyer_index) == 0:
         raise ValueError("no (buyer, product) pairs to evaluate")
     step = _batch_size(planted, batch_size)
@@ -129,13 +139,7 @@ def oracle_rating(
 
     from synthetic.sampling import RATING_CENTER, RATING_NOISE, RATING_SLOPE, pair_affinity
 
-    buyer_index = planted.buyer_index(buyer_ids)
-    product_index = planted.product_index(product_ids)
-    if buyer_index.shape != product_index.shape or buyer_index.ndim != 1:
-        raise ValueError(
-            f"buyer_ids and product_ids must be 1-d and of equal length, got "
-            f"{buyer_index.shape} and {product_index.shape}"
-        )
+    buyer_index, product_index = _pair_index(planted, buyer_ids, product_ids)
     mean, std = planted.affinity_moments()
     z = (pair_affinity(planted, buyer_index, product_index) - mean[buyer_index]) / std[buyer_index]
     center = RATING_CENTER + RATING_SLOPE * z
