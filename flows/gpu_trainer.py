@@ -12,6 +12,7 @@ from __future__ import annotations
 from prefect import flow
 
 from retrain.domain.refs import TrainerOutput
+from retrain.settings import apply_gcs_connection
 from tasks.trainer.request import TrainerRequest
 from tasks.trainer.task import train_attempt
 
@@ -23,4 +24,5 @@ def gpu_trainer(request: TrainerRequest) -> TrainerOutput:
     Args:
         request: What the training flow asks of this attempt: config, inputs, GPU option.
     """
+    apply_gcs_connection()
     return train_attempt(request)

@@ -14,6 +14,7 @@ from tasks.pusher.task import push_model
 from tasks.schema_gen.task import generate_schema
 from retrain.domain.config import PipelineConfig, with_overrides
 from retrain.domain.overlap import OverlapAction
+from retrain.settings import apply_gcs_connection
 from tasks.shared.overlap_task import check_overlap
 from tasks.shared.slot_task import check_schedule_slot
 from tasks.shared.summary import RunSummary
@@ -64,6 +65,7 @@ def training_pipeline(
             {"training": {"epochs": 8}}; the record keeps the merged config.
     """
     config = with_overrides(config, overrides)
+    apply_gcs_connection()  # RETRAIN_GCS_BLOCK's key, project and endpoint, if set
     slot = check_schedule_slot()
     if slot.skip:
         return Completed(name="Skipped", message=slot.reason)

@@ -2,17 +2,24 @@
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
-from pydantic import Field
+from pydantic import Field, PrivateAttr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class BlockSettingError(ValueError):
+    """A `RETRAIN_*_BLOCK` setting names no block of its type."""
 
 
 class RetrainSettings(BaseSettings):
     """Where the embedded default keeps its state; every value can be overridden by env."""
 
     model_config = SettingsConfigDict(env_prefix="RETRAIN_", extra="ignore")
+    _blocks: dict[str, Any] = PrivateAttr(default_factory=dict)
 
     home: Path = Field(
         default=Path(".retrain"),
@@ -39,6 +46,24 @@ class RetrainSettings(BaseSettings):
         default=None,
         description="SQLAlchemy URL of the run-record store, e.g. "
         "postgresql+psycopg://user@host/retrain; defaults to SQLite at <home>/state.db.",
+    )
+
+    database_block: str | None = Field(
+        default=None,
+        description="A `retrain-state-store` block (blocks/state_store.py) to take the "
+        "state store's URL and password from, by name or `retrain-state-store/<name>`; "
+        "replaces database_url.",
+    )
+    mlflow_block: str | None = Field(
+        default=None,
+        description="A `retrain-mlflow` block (blocks/mlflow.py) to take the MLflow tracking "
+        "URI, token and artifact root from; replaces mlflow_tracking_uri and "
+        "mlflow_artifact_root.",
+    )
+    gcs_block: str | None = Field(
+        default=None,
+        description="A `retrain-gcs` block (blocks/gcs.py) whose key, project and endpoint "
+        "every GCS client of a run uses; without it, Application Default Credentials.",
     )
 
     local_server_port: int = Field(
@@ -94,8 +119,37 @@ class RetrainSettings(BaseSettings):
         "backoff (2, 4, 8 … s); sets PREFECT_CLIENT_MAX_RETRIES for retrain's own clients.",
     )
 
+    def block(self, setting: str) -> Any:
+        """The block a `*_block` setting names, loaded once from the Prefect API; None
+        when the setting is not set. A missing block is one BlockSettingError."""
+        name = getattr(self, setting)
+        if not name:
+            return None
+        if setting not in self._blocks:
+            import blocks
+
+            cls = {"database_block": blocks.StateStoreDatabase, "mlflow_block": blocks.MlflowServer,
+                   "gcs_block": blocks.GcsConnection}[setting]
+            slug = cls.get_block_type_slug()
+            document = name.split("/", 1)[1] if name.startswith(f"{slug}/") else name
+            if "/" in document:
+                raise BlockSettingError(
+                    f"RETRAIN_{setting.upper()}={name}: not a {slug} block; give "
+                    f"<name> or {slug}/<name>")
+            try:
+                self._blocks[setting] = cls.load(document)
+            except ValueError:
+                raise BlockSettingError(
+                    f"RETRAIN_{setting.upper()}={name}: the Prefect API has no {slug} block "
+                    f"named {document!r}; create it (UI: Blocks, after `retrain blocks "
+                    "register`) or unset the setting") from None
+        return self._blocks[setting]
+
     def resolved_database_url(self) -> str:
-        """The state store's SQLAlchemy URL."""
+        """The state store's SQLAlchemy URL (with a block's password: never log it)."""
+        block = self.block("database_block")
+        if block is not None:
+            return block.sqlalchemy_url()
         return self.database_url or f"sqlite:///{(self.home / 'state.db').absolute()}"
 
     def resolved_pipeline_root(self) -> str:
@@ -108,14 +162,40 @@ class RetrainSettings(BaseSettings):
 
     def resolved_mlflow_uri(self) -> str:
         """The MLflow tracking URI to log and register with."""
+        block = self.block("mlflow_block")
+        if block is not None:
+            return block.tracking_uri
         return self.mlflow_tracking_uri or f"sqlite:///{(self.home / 'mlflow.db').absolute()}"
+
+    def resolved_mlflow_token(self) -> str | None:
+        """The MLflow block's token; None without one (MLflow then reads
+        MLFLOW_TRACKING_TOKEN itself)."""
+        block = self.block("mlflow_block")
+        if block is None or block.token is None:
+            return None
+        return block.token.get_secret_value()
 
     def resolved_mlflow_artifact_root(self) -> str:
         """Where MLflow stores artifacts of experiments created here."""
+        block = self.block("mlflow_block")
+        if block is not None and block.artifact_root:
+            return block.artifact_root
         return self.mlflow_artifact_root or str((self.home / "mlartifacts").absolute())
+
+    def gcs_environment(self) -> dict[str, str]:
+        """Environment for every GCS client of this process and its workers: the GCS
+        block's (blocks/gcs.py), else nothing (Application Default Credentials)."""
+        block = self.block("gcs_block")
+        return block.environment() if block is not None else {}
 
 
 @lru_cache(maxsize=1)
 def get_settings() -> RetrainSettings:
     """The settings of this process, read once from the environment."""
     return RetrainSettings()
+
+
+def apply_gcs_connection() -> None:
+    """Point this process's GCS clients, and the processes it starts (Beam workers), at
+    RETRAIN_GCS_BLOCK's connection; without the setting, nothing changes (ADC)."""
+    os.environ.update(get_settings().gcs_environment())

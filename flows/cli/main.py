@@ -24,6 +24,7 @@
     retrain models check-name NAME              exit 0 if free, 3 if taken, 2 if invalid
     retrain schedules preview|create|list|show|pause|resume|cancel|trigger|delete|sync
     retrain automations sync [--webhook-url URL]   (see flows/cli/schedules.py)
+    retrain blocks register                     the connection blocks' types, for the UI
 
 RUN is a run id or a unique prefix of one (6+ characters). Without --deployment a run
 executes in this process; with it, it is submitted to that Prefect deployment.
@@ -36,7 +37,8 @@ Prefect API answered 429/500/502/503 past every retry (RETRAIN_API_RETRIES; one 
 the server, secrets masked, and the error); 6 an unexpected error (one line; the traceback
 goes to a file under RETRAIN_HOME/logs, `--verbose` prints it). A run started here writes
 its logs to such a file too and prints one line per failed stage; `--verbose` shows them.
-The store is RETRAIN_DATABASE_URL (default SQLite under RETRAIN_HOME).
+The store is RETRAIN_DATABASE_URL (default SQLite under RETRAIN_HOME), or the block that
+RETRAIN_DATABASE_BLOCK names (blocks/README.md).
 """
 
 from __future__ import annotations
@@ -49,7 +51,7 @@ from flows.cli.exits import ExitCode
 
 def parser() -> argparse.ArgumentParser:
     """The `retrain` command line."""
-    from flows.cli import db, models, runs, schedules
+    from flows.cli import blocks, db, models, runs, schedules
 
     root = argparse.ArgumentParser(prog="retrain", description=__doc__.splitlines()[0],
                                    formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -62,6 +64,7 @@ def parser() -> argparse.ArgumentParser:
     runs.add_parsers(groups)
     models.add_parsers(groups)
     schedules.add_parsers(groups)
+    blocks.add_parsers(groups)
     return root
 
 

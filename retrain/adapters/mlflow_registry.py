@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import os
 import re
 import threading
 from collections.abc import Callable
@@ -71,7 +72,12 @@ def client() -> Any:
     import mlflow
     from mlflow.tracking import MlflowClient
 
-    uri = get_settings().resolved_mlflow_uri()
+    settings = get_settings()
+    uri = settings.resolved_mlflow_uri()
+    token = settings.resolved_mlflow_token()
+    if token is not None:
+        # MLflow's REST client reads it from the environment for every request.
+        os.environ["MLFLOW_TRACKING_TOKEN"] = token
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
