@@ -121,7 +121,6 @@ def recommender_config(
         "label_column": "rating",
         "features": RECOMMENDER_FEATURES,
         "model": {"type": model_type, "output_dim": 32,
-                  "query_tower": [{"units": 64}], "candidate_tower": [{"units": 64}],
                   "logq_correction": model_type != "ranking"},
         "training": {"epochs": 3, "batch_size": 256, "learning_rate": 0.1},
         "evaluator": {"metrics": RECOMMENDER_METRICS[model_type]},

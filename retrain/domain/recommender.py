@@ -59,12 +59,14 @@ class ModelConfig(_Config):
         "regression head on the tower outputs; `multitask`: both, with loss weights."
     )
     query_tower: list[LayerConfig] = Field(
-        default_factory=lambda: [LayerConfig(units=64)],
-        description="Hidden layers of the query (buyer) tower, input to output.",
+        default_factory=list,
+        description="Hidden layers of the query (buyer) tower, input to output. None (the "
+        "default): the tower is a linear map of its embeddings, the matrix-factorisation "
+        "form; add layers for features that interact.",
     )
     candidate_tower: list[LayerConfig] = Field(
-        default_factory=lambda: [LayerConfig(units=64)],
-        description="Hidden layers of the candidate (product) tower.",
+        default_factory=list,
+        description="Hidden layers of the candidate (product) tower; none by default.",
     )
     output_dim: int = Field(default=32, gt=0, description="Width of both towers' output embedding.")
     ranking_head: list[LayerConfig] = Field(
@@ -82,6 +84,14 @@ class ModelConfig(_Config):
         default=False,
         description="Subtract log(sampling probability) from in-batch logits so popular "
         "candidates are not over-penalised (retrieval).",
+    )
+    embedding_l2: float = Field(
+        default=0.01,
+        ge=0.0,
+        description="Penalty on the squared length of each training example's query and "
+        "candidate embeddings (the towers' outputs), added to the retrieval loss: shrinks "
+        "buyers and products with few rows (retrieval and multitask; a ranking model has no "
+        "use for it).",
     )
     retrieval_weight: float = Field(default=1.0, ge=0.0, description="Retrieval loss weight (multitask).")
     ranking_weight: float = Field(default=1.0, ge=0.0, description="Ranking loss weight (multitask).")

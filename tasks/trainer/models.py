@@ -12,6 +12,8 @@ Sampled negatives and logQ correction (retrieval):
   q_j = (B * p_j + S / N) / (B + S), looked up by its id (N = corpus size). With S = 0 this
   is p_j. Ids beyond `candidate_probability` (OOV rows) get 1 / len(candidate_probability).
 - Accidental hits (a negative with the positive's id) are always removed.
+- `embedding_l2`: λ · (Σ‖query‖² + Σ‖positive candidate‖²) over the batch is added to the
+  retrieval loss in training (summed over the batch, as the loss is).
 """
 
 from __future__ import annotations
@@ -198,6 +200,10 @@ class RecommenderModel(tfrs.models.Model):
                     ids, tf.shape(query)[0])
             losses["retrieval"] = self.retrieval_task(
                 query, candidates, candidate_ids=ids, compute_metrics=False, **extra)
+            if self.config.embedding_l2 and training:
+                # Summed over the batch, as the retrieval loss is.
+                losses["retrieval"] += self.config.embedding_l2 * (
+                    tf.reduce_sum(tf.square(query)) + tf.reduce_sum(tf.square(positives)))
         if self.ranking_task is not None:
             losses["ranking"] = self._ranking_loss(query, positives, features, training)
         return losses

@@ -242,6 +242,26 @@ def test_logq_correction_uses_the_mixture_probability():
                                PROBABILITY, rtol=1e-6)
 
 
+def test_embedding_l2_adds_the_squared_lengths_of_the_batch_embeddings_in_training():
+    model = _model("retrieval", embedding_l2=1.0)
+    query, candidate = model.query_tower(BATCH), model.candidate_tower(BATCH)
+    penalty = float(tf.reduce_sum(tf.square(query)) + tf.reduce_sum(tf.square(candidate)))
+    plain = float(model.compute_loss(BATCH, training=False))
+    assert float(model.compute_loss(BATCH, training=True)) == pytest.approx(plain + penalty,
+                                                                            rel=1e-5)
+    assert penalty > 0.05 * plain  # large enough to tell apart
+    # Training with it shrinks the embeddings: the same steps without it leave them longer.
+    norms = {}
+    for l2 in (0.0, 0.1):
+        tf.keras.utils.set_random_seed(0)
+        model = _model("retrieval", embedding_l2=l2)
+        model.compile(optimizer=make_optimizer(OptimizerConfig(), 0.1))
+        for _ in range(10):
+            model.train_step(BATCH)
+        norms[l2] = float(tf.reduce_mean(tf.norm(model.query_tower(BATCH), axis=1)))
+    assert norms[0.1] < norms[0.0]
+
+
 def test_accidental_hits_are_not_negatives():
     model = _model("retrieval")
     same = dict(BATCH, product_id_xf=tf.zeros([ROWS, 1], tf.int64))
