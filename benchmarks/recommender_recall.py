@@ -160,6 +160,25 @@ def planted_data(args: argparse.Namespace, workdir: Path):
     return dataset
 
 
+def add_overrides_argument(parser: argparse.ArgumentParser) -> None:
+    """`--overrides JSON`: more config, deep-merged over the benchmark's."""
+    parser.add_argument("--overrides", type=json.loads, default={}, metavar="JSON",
+                        help="more config, deep-merged over the benchmark's (e.g. "
+                        "'{\"model\": {\"sampled_negatives\": 256}}')")
+
+
+def with_overrides(config, overrides: dict):
+    """`config` with `overrides` deep-merged over it (printed), validated again."""
+    if not overrides:
+        return config
+    from retrain.domain.config import deep_merge
+
+    values = config.model_dump(mode="json")
+    deep_merge(values, overrides)
+    print(f"overrides: {json.dumps(overrides)}", flush=True)
+    return type(config).model_validate(values)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
@@ -177,9 +196,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--learning-rate", type=float, default=0.1)
     parser.add_argument("--optimizer", choices=["adagrad", "adam", "sgd"], default="adagrad")
-    parser.add_argument("--overrides", type=json.loads, default={}, metavar="JSON",
-                        help="more config, deep-merged over the benchmark's (e.g. "
-                        "'{\"model\": {\"sampled_negatives\": 256}}')")
+    add_overrides_argument(parser)
     parser.add_argument("--skip-model", action="store_true",
                         help="leave the training flow out: oracle, ALS and most-popular only")
     parser.add_argument("--als-factors", type=_ints, default=peers.ALS_FACTORS,
@@ -216,13 +233,7 @@ def main(argv: list[str] | None = None) -> int:
                   "learning_rate": args.learning_rate},
         evaluator={"metrics": [{"class_name": "recall_at_100", "lower_bound": 0.0}]},
     )
-    if args.overrides:
-        from retrain.domain.config import deep_merge
-
-        values = config.model_dump(mode="json")
-        deep_merge(values, args.overrides)
-        config = type(config).model_validate(values)
-        print(f"overrides: {json.dumps(args.overrides)}", flush=True)
+    config = with_overrides(config, args.overrides)
     model = None
     if args.skip_model:
         examples_uri = write_examples(config, dataset.files, workdir / "examples")

@@ -28,7 +28,15 @@ from pathlib import Path
 
 import numpy as np
 import peers
-from recommender_recall import PeakRss, _latest, planted_data, split_columns, write_examples
+from recommender_recall import (
+    PeakRss,
+    _latest,
+    add_overrides_argument,
+    planted_data,
+    split_columns,
+    with_overrides,
+    write_examples,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
@@ -52,6 +60,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--learning-rate", type=float, default=0.1)
     parser.add_argument("--optimizer", choices=["adagrad", "adam", "sgd"], default="adagrad")
+    add_overrides_argument(parser)
     parser.add_argument("--skip-model", action="store_true",
                         help="leave the training flow out: oracle, floor and peer only")
     parser.add_argument("--workdir", type=Path, default=None, help="Keep everything here.")
@@ -71,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         metrics.append({"class_name": "recall_at_100", "lower_bound": 0.0})
     config = recommender_config(
         dataset.out_dir, args.model,
-        model_name="rmse-benchmark",
+        model_name=f"rmse-benchmark-{args.model}",
         input={"format": "parquet", "pattern": "*.parquet"},
         pipeline_root=str(workdir / "pipelines"),
         pusher={"serving_base": str(workdir / "serving")},
@@ -80,6 +89,7 @@ def main(argv: list[str] | None = None) -> int:
                   "learning_rate": args.learning_rate},
         evaluator={"metrics": metrics},
     )
+    config = with_overrides(config, args.overrides)
     summary = None
     if args.skip_model:
         examples_uri = write_examples(config, dataset.files, workdir / "examples")
@@ -97,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
 
         from tasks.trainer.epochs import read_epochs
 
-        root = workdir / "pipelines" / "rmse-benchmark"
+        root = workdir / "pipelines" / f"rmse-benchmark-{args.model}"
         epochs = read_epochs(str(_latest(root / "Trainer", "model_run")))
         examples_uri = str(_latest(root / "ExampleGen", "examples"))
         print()
