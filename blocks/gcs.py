@@ -2,10 +2,11 @@
 
 No prefect-gcp here: it cannot share the pipeline image with TFX (containers/README.md). The
 pipeline's clients (gcsfs, TensorFlow's GCS file system under TFX's `fileio`, Beam's GCS IO,
-google-cloud-storage) all read Google's standard environment, so `environment` turns the
-block into it: a service-account key file (written 0600 in a private directory) named by
+google-cloud-storage) read Google's standard environment, so `environment` turns the block
+into it: a service-account key file (written 0600 in a private directory) named by
 GOOGLE_APPLICATION_CREDENTIALS, the project, and STORAGE_EMULATOR_HOST for an endpoint
-override. Without a key the clients use Application Default Credentials.
+override (not read by TensorFlow's own file system; blocks/README.md). Without a key the
+clients use Application Default Credentials.
 """
 
 from __future__ import annotations
