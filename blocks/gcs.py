@@ -5,8 +5,9 @@ pipeline's clients (gcsfs, TensorFlow's GCS file system under TFX's `fileio`, Be
 google-cloud-storage) read Google's standard environment, so `environment` turns the block
 into it: a service-account key file (written 0600 in a private directory) named by
 GOOGLE_APPLICATION_CREDENTIALS, the project, and STORAGE_EMULATOR_HOST for an endpoint
-override (not read by TensorFlow's own file system; blocks/README.md). Without a key the
-clients use Application Default Credentials.
+override, which the Python clients read. TensorFlow's own GCS file system reads the key but
+has its endpoints compiled in (blocks/README.md). Without a key the clients use Application
+Default Credentials.
 """
 
 from __future__ import annotations

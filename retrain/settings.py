@@ -195,7 +195,17 @@ def get_settings() -> RetrainSettings:
     return RetrainSettings()
 
 
+# gcsfs ≥ 2026.x asks a gRPC control API for each bucket's layout (for hierarchical and zonal
+# buckets) before its first call, retrying for 60 s where that API is unreachable (an emulator,
+# no credentials), and again on every call after a failure. retrain's buckets are flat; a user
+# who needs that layout sets the variable to true. Read when gcsfs is imported.
+_GCS_CLIENT_DEFAULTS = {"GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT": "false"}
+
+
 def apply_gcs_connection() -> None:
     """Point this process's GCS clients, and the processes it starts (Beam workers), at
-    RETRAIN_GCS_BLOCK's connection; without the setting, nothing changes (ADC)."""
+    RETRAIN_GCS_BLOCK's connection; without the setting, only the client defaults above
+    (credentials from ADC)."""
+    for key, value in _GCS_CLIENT_DEFAULTS.items():
+        os.environ.setdefault(key, value)
     os.environ.update(get_settings().gcs_environment())

@@ -84,9 +84,11 @@ def main(argv: list[str] | None = None) -> int:
     from pydantic import ValidationError
 
     from retrain.services.errors import InvalidSchedule, OperationRefused
+    from retrain.settings import apply_gcs_connection
 
     args = parser().parse_args(argv)
     try:
+        apply_gcs_connection()  # `runs delete` removes gs:// artifacts with the block's key
         return int(args.fn(args))
     except InvalidSchedule as exc:
         _report_invalid("schedule", exc.error)

@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, Field
 
-from retrain.domain.config import PipelineConfig
+from retrain.domain.config import PipelineConfig, is_remote
 from retrain.domain.refs import ArtifactRef, EvaluationOutput, PushOutput
 from retrain.settings import get_settings
 
@@ -186,7 +186,7 @@ def register_push(
             mlflow_client.log_param(run_id, key, value)
         for key, value in evaluation.metrics.items():
             mlflow_client.log_metric(run_id, key, value)
-        mlflow_client.log_artifacts(run_id, push.serving_uri, artifact_path="model")
+        _log_model_files(mlflow_client, run_id, run.info.artifact_uri, push.serving_uri)
         _ensure_registered_model(mlflow_client, config.model_name)
         version = mlflow_client.create_model_version(
             config.model_name,
@@ -280,6 +280,29 @@ def version_info(model_name: str, version: str) -> VersionInfo | None:
 def set_champion(model_name: str, version: str) -> None:
     """Move the champion alias of `model_name` to `version`."""
     client().set_registered_model_alias(model_name, CHAMPION, version)
+
+
+def _log_model_files(mlflow_client: Any, run_id: str, artifact_uri: str, model_dir: str) -> None:
+    """The pushed model's files under the run's `model/`. MLflow logs local directories only
+    (given gs://, it walks nothing and logs nothing): an object-store model is copied inside
+    the store when the run's artifacts live there too, else fetched to a temporary directory."""
+    if not is_remote(model_dir):
+        mlflow_client.log_artifacts(run_id, model_dir, artifact_path="model")
+        return
+    import tempfile
+
+    import fsspec
+
+    fs, source = fsspec.core.url_to_fs(model_dir)
+    protocol = model_dir.split("://", 1)[0]
+    if artifact_uri.startswith(f"{protocol}://"):
+        target = fs._strip_protocol(f"{artifact_uri.rstrip('/')}/model")
+        for path in fs.find(source):
+            fs.copy(path, f"{target}/{path[len(source.rstrip('/')) + 1:]}")
+        return
+    with tempfile.TemporaryDirectory(prefix="retrain-model-") as local:
+        fs.get(f"{source.rstrip('/')}/", local, recursive=True)
+        mlflow_client.log_artifacts(run_id, local, artifact_path="model")
 
 
 @reachable

@@ -13,6 +13,11 @@ from typing import Any, Mapping, Sequence
 from retrain.domain.refs import ArtifactRef
 
 # Keras 2 (tf-keras): TFX 1.16 user modules and TensorFlow Recommenders need it.
+# gs:// stays on TensorFlow's built-in GCS file system. tensorflow-io's (TF_USE_MODULAR_
+# FILESYSTEM=1) could be pointed at another endpoint, but renames one object only where
+# tf.Transform renames directories (its outputs fail to publish), crashes the process when one
+# of its GCS_* settings is unset, and with its block cache off copies a whole block into the
+# caller's smaller buffer.
 _TF_ENV = {
     "TF_USE_LEGACY_KERAS": "1",
     "TF_CPP_MIN_LOG_LEVEL": "2",

@@ -364,6 +364,15 @@ class PipelineConfig(_Config):
         """The module holding run_fn (the transform module unless set)."""
         return self.trainer.module_file or self.transform.module_file
 
+    def storage_locations(self) -> dict[str, str]:
+        """The places this run reads and writes, by config field: the input data (not for
+        BigQuery), the pipeline root and the serving base."""
+        locations = {"pipeline_root": self.pipeline_root,
+                     "pusher.serving_base": self.pusher.serving_base}
+        if self.input.format != "bigquery":
+            locations = {"input.uri": self.input.uri, **locations}
+        return locations
+
 
 def deep_merge(base: dict[str, Any], overrides: dict[str, Any]) -> None:
     """Merge `overrides` into `base` in place: nested dicts merge key by key, anything else

@@ -6,6 +6,7 @@ from tasks.shared.caching import StagePlan
 from retrain.domain.config import InputConfig, PipelineConfig
 from tasks.shared.fingerprint import InputDataError, fingerprint, list_data_files
 from retrain.domain.refs import StageOutput
+from retrain.adapters.gcs import check_locations
 from retrain.adapters.tfx import proto_json, run_executor
 from retrain.domain.progress import ProgressUnit, reporter
 from retrain.domain.stages import Stage
@@ -46,10 +47,16 @@ def streams(config: PipelineConfig) -> bool:
 
 
 def plan(config: PipelineConfig) -> StagePlan:
-    """Fingerprint: the input config, the path that runs, the content of every data file."""
+    """Fingerprint: the input config, the path that runs, the content of every data file.
+
+    First, each gs:// location of the run answers (one listing each, no retries), so no
+    credentials, a missing bucket or a refused permission stops the run here in one line.
+    """
+    check_locations(config.storage_locations(), inputs=("input.uri",))
+    files = input_files(config.input)
     parts = {"input": config.input, "streaming": streams(config)}
-    fp = fingerprint(STAGE, parts, input_files(config.input))
-    return StagePlan.for_stage(config, STAGE, fp)
+    fp = fingerprint(STAGE, parts, files)
+    return StagePlan.for_stage(config, STAGE, fp, inputs=tuple(files))
 
 
 def check_not_empty(source: InputConfig, files: list[str]) -> None:
@@ -105,7 +112,7 @@ def split_configs(source: InputConfig) -> tuple[str, str]:
 def run(plan: StagePlan, config: PipelineConfig) -> StageOutput:
     """Write train/eval Examples: streaming, or the format's TFX ExampleGen executor."""
     source = config.input
-    files = input_files(source)
+    files = list(plan.inputs)  # listed once, by the plan
     if files:
         check_not_empty(source, files)
     if streams(config):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any, Callable, Optional
 
@@ -29,15 +30,20 @@ class StagePlan(BaseModel):
     stage: Stage = Field(description="TFX stage name.")
     fingerprint: str = Field(description="Hash of all the stage's inputs.")
     output_dir: str = Field(description="<pipeline_root>/<model>/<stage>/<fingerprint[:16]>.")
+    inputs: tuple[str, ...] = Field(
+        default=(), description="The data files the fingerprint covers (ExampleGen), listed "
+        "once: the stage reads exactly these.")
 
     @classmethod
-    def for_stage(cls, config: PipelineConfig, stage: Stage, fingerprint: str) -> StagePlan:
+    def for_stage(cls, config: PipelineConfig, stage: Stage, fingerprint: str,
+                  inputs: tuple[str, ...] = ()) -> StagePlan:
         """The plan of `stage` in the run described by `config`."""
         root = config.pipeline_root.rstrip("/")
         return cls(
             stage=stage,
             fingerprint=fingerprint,
             output_dir=f"{root}/{config.model_name}/{stage}/{fingerprint[:16]}",
+            inputs=inputs,
         )
 
     @property
@@ -80,6 +86,28 @@ def _drop_record(task_ctx: Any, key: str) -> None:
         fs.rm(path)
 
 
+# The plan each task run's cache key came from, or the error planning raised, kept for that
+# task run's body (`planned`): a stage's inputs are listed, fingerprinted and checked once
+# per run. Bodies of cached task runs never take theirs, so only the newest are kept.
+_PLANNED: OrderedDict[str, StagePlan | Exception] = OrderedDict()
+_PLANNED_KEPT = 64
+
+
+def planned(task_run_id: str | None, planner: Callable[..., StagePlan], *args: Any) -> StagePlan:
+    """The plan the cache policy made for this task run (re-raising its planning error),
+    else a new one."""
+    found = _PLANNED.pop(str(task_run_id), None)
+    if isinstance(found, Exception):
+        raise found
+    return found if found is not None else planner(*args)
+
+
+def _keep_plan(task_run_id: str, plan: StagePlan | Exception) -> None:
+    _PLANNED[task_run_id] = plan
+    while len(_PLANNED) > _PLANNED_KEPT:
+        _PLANNED.popitem(last=False)
+
+
 @dataclass
 class StageCache(CachePolicy):
     """Cache policy of a stage task: `planner(**task_inputs)` gives the stage's plan."""
@@ -93,10 +121,13 @@ class StageCache(CachePolicy):
         flow_parameters: dict[str, Any],
         **kwargs: Any,
     ) -> Optional[str]:
+        task_run_id = str(task_ctx.task_run.id)
         try:
             plan = self.planner(**inputs)
-        except (ValueError, OSError):
+        except (ValueError, OSError) as exc:
+            _keep_plan(task_run_id, exc)
             return None  # bad input: no caching; the task body raises the clear error
+        _keep_plan(task_run_id, plan)
         if not marker_exists(plan):
             _drop_record(task_ctx, plan.cache_key)
         return plan.cache_key

@@ -8,7 +8,7 @@ from typing import Any, Callable, TypeVar
 
 from prefect import get_run_logger, task
 
-from tasks.shared.caching import StageCache, StagePlan, write_marker
+from tasks.shared.caching import StageCache, StagePlan, planned, write_marker
 from tasks.shared.progress import advance_progress, stage_sink
 from retrain.domain.progress import reporting_to
 from retrain.domain.status import StageStatus
@@ -65,7 +65,7 @@ def run_stage(
     *args: Any,
 ) -> OutputT:
     """Plan and run a stage core, turn any failure into a StageError, then write the marker."""
-    from prefect.runtime import flow_run
+    from prefect.runtime import flow_run, task_run
 
     logger = get_run_logger()
     started = time.monotonic()
@@ -73,7 +73,7 @@ def run_stage(
     record_stage(flow_run_id, stage, StageStatus.RUNNING)
     prepare_tf_environment()  # before anything in the stage can import TensorFlow
     try:
-        plan = planner(*args)
+        plan = planned(task_run.get_id(), planner, *args)
         logger.info("%s writing to %s", stage, plan.output_dir)
         with reporting_to(stage_sink(stage, flow_run_id, logger)):
             output = core(plan, *args)

@@ -54,3 +54,14 @@ def kubernetes_prefect_server(session_dir: Path) -> Iterator[str]:
     settings = {"PREFECT_SERVER_SERVICES_CANCELLATION_CLEANUP_CANCELLING_TIMEOUT_SECONDS": "5"}
     with prefect_services.prefect_server(session_dir / "prefect-server-kube", settings) as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def gcs_emulator(session_dir: Path):
+    """A GCS API on loopback (gcs_emulator.py) with the buckets `retrain-data` and
+    `retrain-pipelines`, in its own process for the whole session."""
+    from gcs_emulator import GcsEmulator
+
+    with GcsEmulator(["retrain-data", "retrain-pipelines"],
+                     session_dir / "gcs-emulator") as emulator:
+        yield emulator

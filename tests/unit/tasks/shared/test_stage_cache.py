@@ -15,11 +15,15 @@ from retrain.domain.stages import Stage
 from tasks.shared.stage import StageError, describe_error, run_stage, stage_task
 
 CALLS: list[int] = []
+PLANS: list[int] = []
 # A toy core run as a stage (stages are typed: any real one will do).
 TOY = Stage.EXAMPLE_GEN
 
 
 def toy_plan(root: str, value: int) -> StagePlan:
+    PLANS.append(value)
+    if value == -2:
+        raise ValueError("no plan for -2")
     return StagePlan(
         stage=TOY, fingerprint=fingerprint(TOY, {"value": value}),
         output_dir=f"{root}/Toy/{value}",
@@ -50,6 +54,7 @@ def run_toy(root: str, value: int):
 @pytest.fixture(autouse=True)
 def _reset():
     CALLS.clear()
+    PLANS.clear()
 
 
 def test_second_call_is_cached_and_returns_the_same_reference(prefect_harness, tmp_path):
@@ -59,6 +64,18 @@ def test_second_call_is_cached_and_returns_the_same_reference(prefect_harness, t
     assert CALLS == [1]
     assert second.result() == first.result()
     assert (tmp_path / "Toy" / "1" / MARKER).is_file()
+
+
+def test_a_run_plans_its_stage_once_for_the_cache_key_and_the_body(prefect_harness, tmp_path):
+    """Planning lists and fingerprints a stage's inputs (on gs://, requests): once per run,
+    its error included."""
+    assert run_toy(str(tmp_path), 5).name == "Completed"
+    assert PLANS == [5] and CALLS == [5]
+    PLANS.clear()
+    failed = toy(str(tmp_path), -2, return_state=True)
+    assert failed.is_failed() and PLANS == [-2]
+    with pytest.raises(StageError, match="ExampleGen failed: no plan for -2"):
+        failed.result()
 
 
 def test_different_inputs_or_root_miss(prefect_harness, tmp_path):
