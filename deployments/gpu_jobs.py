@@ -81,9 +81,11 @@ def job_variables(
     return variables
 
 
-def render_manifest(variables: dict[str, Any], flow_run_name: str = "trainer") -> dict[str, Any]:
+def render_manifest(variables: dict[str, Any], flow_run_name: str = "trainer",
+                    template: dict[str, Any] | None = None) -> dict[str, Any]:
     """The Job manifest the Prefect Kubernetes worker would submit for a flow run of a
-    deployment on the `retrain-gpu` pool with these job variables.
+    deployment on the `retrain-gpu` pool (or the pool of `template`, a base job template)
+    with these job variables.
 
     The same steps as `KubernetesWorkerJobConfiguration.from_template_and_values` followed
     by `prepare_for_flow_run` (variable defaults, values, Prefect's `apply_values`, the
@@ -94,7 +96,7 @@ def render_manifest(variables: dict[str, Any], flow_run_name: str = "trainer") -
     from prefect.utilities.templating import apply_values
     from prefect_kubernetes.worker import KubernetesWorkerJobConfiguration as Configuration
 
-    template = base_job_template()
+    template = template or base_job_template()
     values = Configuration._get_base_config_defaults(template["variables"]["properties"])
     values.update(variables)
     configuration = Configuration(**apply_values(template["job_configuration"], values))

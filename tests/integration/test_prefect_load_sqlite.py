@@ -115,8 +115,11 @@ def test_twenty_triggers_pass_through_the_retries_or_fail_in_one_line(embedded):
         waiting = _cancel_waiting(embedded, view)
         done = wait_for(lambda: _all_final(embedded, view, 1 + len(started)), 900,
                         interval=3, what="every created flow run to end")
+    # A run the worker took between the listing and the cancel started, and recorded itself
+    # and its cancellation; the others never ran, and reconciliation gives them their record.
+    never_started = {str(r.id) for r in done if str(r.id) in waiting and r.start_time is None}
     reconciled = reconcile()
-    assert {item.flow_run_id for item in reconciled if item.created} >= waiting
+    assert {item.flow_run_id for item in reconciled if item.created} >= never_started
     records = _records("sqlite-load")
     assert {r["flow_run"] for r in records} == {str(r.id) for r in done}
     for record in records:
