@@ -93,8 +93,12 @@ def test_twenty_triggers_pass_through_the_retries_or_fail_in_one_line(embedded):
     from retrain.services.reconcile import reconcile
 
     view = _schedule(embedded, "sqlite-load", "allow")
+    # The worker retries as its flow runs do (deployments/README.md, the local process pool):
+    # on Prefect's default 5 (about a minute of back-off), a worker whose request on a flow run
+    # met "database is locked" for longer gave up, and it ends a run it fails to submit Crashed.
+    worker_env = {**embedded["env"], **local_job_variables()["env"]}
     with process_worker(embedded["api_url"], embedded["pool"], embedded["home"] / "worker",
-                        embedded["env"], cwd=REPO):
+                        worker_env, cwd=REPO):
         _warm_up(embedded, view, "sqlite-load")
         results = _trigger_all(embedded, "sqlite-load", 20)
         started = [r for r in results if r.returncode == 0]
