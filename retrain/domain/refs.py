@@ -274,3 +274,14 @@ class PushOutput(StageOutput):
     publication_error: str | None = Field(
         default=None, description="Why the card and item were not written, if they were not "
                                   "(the push itself stands).")
+
+
+def output_type(stage: Stage) -> type[StageOutput]:
+    """The StageOutput class `stage` returns (and writes into its completion marker)."""
+    return {
+        Stage.STATISTICS_GEN: StatisticsOutput,
+        Stage.EXAMPLE_VALIDATOR: ValidationOutput,
+        Stage.TRAINER: TrainerOutput,
+        Stage.EVALUATOR: EvaluationOutput,
+        Stage.PUSHER: PushOutput,
+    }.get(stage, StageOutput)

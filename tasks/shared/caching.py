@@ -4,6 +4,12 @@ A stage's output directory is derived from its fingerprint and ends with a compl
 marker written last. The cache key is derived from that directory, and a cached record is
 trusted only while the marker exists: if the artifacts were deleted, the stale record is
 dropped and the stage runs again instead of handing downstream a dangling reference.
+
+The marker, beside the artifacts, is what says a stage is done; Prefect's cache record, in
+the result storage of the process that ran it, is derived from it. A run in a process whose
+storage lacks the record (a new pod, another machine, a cleared Prefect home) finds the
+marker and gets the record made from it, so the stage still shows Cached there instead of
+running again.
 """
 
 from __future__ import annotations
@@ -17,8 +23,9 @@ from typing import Any, Callable, Optional
 from prefect.cache_policies import CachePolicy
 from pydantic import BaseModel, ConfigDict, Field
 
-from retrain.adapters.stage_outputs import MARKER
+from retrain.adapters.stage_outputs import MARKER, read_marker
 from retrain.domain.config import PipelineConfig
+from retrain.domain.refs import output_type
 from retrain.domain.stages import Stage
 
 
@@ -78,6 +85,21 @@ def write_marker(plan: StagePlan, output: BaseModel) -> None:
         handle.write(json.dumps(output.model_dump(mode="json"), indent=1))
 
 
+def _restore_record(task_ctx: Any, plan: StagePlan) -> None:
+    """Make this process's cache record of a stage that finished elsewhere from its marker
+    (a marker that does not parse as the stage's output leaves the stage to run again)."""
+    store = task_ctx.result_store
+    if store.exists(plan.cache_key):
+        return
+    found = read_marker(plan.output_dir)
+    try:
+        output = output_type(plan.stage).model_validate(found) if found else None
+    except ValueError:
+        output = None
+    if output is not None:
+        store.write(obj=output, key=plan.cache_key)
+
+
 def _drop_record(task_ctx: Any, key: str) -> None:
     store = task_ctx.result_store
     resolved = store._resolved_key_path(key)  # the storage path Prefect reads the record from
@@ -128,6 +150,8 @@ class StageCache(CachePolicy):
             _keep_plan(task_run_id, exc)
             return None  # bad input: no caching; the task body raises the clear error
         _keep_plan(task_run_id, plan)
-        if not marker_exists(plan):
+        if marker_exists(plan):
+            _restore_record(task_ctx, plan)
+        else:
             _drop_record(task_ctx, plan.cache_key)
         return plan.cache_key

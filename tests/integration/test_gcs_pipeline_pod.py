@@ -3,7 +3,8 @@ pool (deployments/k8s/pipeline_job_template.json, as prefect.yaml's `kubernetes`
 runs the whole flow in a pod of the emulated cluster against the emulated bucket, and its
 Trainer in a pod of the GPU pool. Nothing is shared through a local disk: each pod has a home
 of its own, data, artifacts and models are on gs://, the run record on PostgreSQL, the GCS
-connection resolved in each pod from the block's name."""
+connection resolved in each pod from the block's name. The next run, in a new pod, finds
+every stage done from the markers on the bucket and starts no Trainer pod."""
 
 from __future__ import annotations
 
@@ -83,14 +84,23 @@ def test_the_whole_flow_runs_in_a_pod_with_its_trainer_in_another(
                 flow_run = run_deployment(
                     "training-pipeline/pods-test", timeout=1500,
                     parameters={"config": config.model_dump(mode="json", by_alias=True)})
+                # The next scheduled run, in a new pod with a home (and Prefect storage) of
+                # its own: nothing to redo, the stages' markers on the bucket say so.
+                rerun = run_deployment(
+                    "training-pipeline/pods-test", timeout=900,
+                    parameters={"config": config.model_dump(mode="json", by_alias=True)},
+                    job_variables={"env": {**shared, **home("next-pipeline-pod")}})
         assert not kube.unhandled, kube.unhandled
         pods = {obj["metadata"]["name"]: obj for _, obj in kube.history("pods")}
         logs = {name: kube.pod_log(name) for name in pods}
 
     assert flow_run.state.is_completed(), (flow_run.state.message, {
         name: log[-3000:] for name, log in logs.items()})
+    assert rerun.state.is_completed(), (rerun.state.message, {
+        name: log[-3000:] for name, log in logs.items()})
     images = sorted(pod["spec"]["containers"][0]["image"] for pod in pods.values())
-    assert images == ["retrain-pipeline:test", "retrain-trainer:test"]  # one pod each
+    # a pipeline pod per run; one Trainer pod: the re-run trained nothing
+    assert images == ["retrain-pipeline:test"] * 2 + ["retrain-trainer:test"]
 
     from retrain.store import runs
     from retrain.store.sessions import sessions
@@ -101,6 +111,10 @@ def test_the_whole_flow_runs_in_a_pod_with_its_trainer_in_another(
         assert all(stage.output_uri.startswith(f"{ROOT}/") for stage in run.stages
                    if stage.output_uri)
         assert run.trainer_attempts and run.trainer_attempts[-1].outcome == "succeeded"
+        again = runs.run_for_flow_run(session, str(rerun.id))
+        assert again.status == "completed"
+        assert [stage.status for stage in again.stages] == ["cached"] * 8
+        assert again.registered_version == run.registered_version
     names = [b.name for b in gcs.list_blobs("retrain-pipelines", prefix="pods")]
     assert any(name.startswith("pods/gcs-pods/Trainer/") and name.endswith("saved_model.pb")
                for name in names)

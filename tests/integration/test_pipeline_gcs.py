@@ -6,7 +6,9 @@ through libcurl's proxy settings (gcs_emulator.py).
 The run completes and pushes; an identical re-run hits every stage's cache having downloaded
 no data and no artifact (inputs are fingerprinted by their objects' checksums, outputs found
 by their completion markers' metadata); a changed object re-runs from ExampleGen; `retrain runs delete` removes
-that run's artifacts from the bucket and leaves the first run's."""
+that run's artifacts from the bucket and leaves the first run's. A re-run in a process whose
+Prefect storage has none of the first run's records (a new pod) is cached from the stages'
+completion markers on the bucket."""
 
 from __future__ import annotations
 
@@ -140,6 +142,25 @@ def test_an_identical_rerun_hits_every_cache_downloading_no_data(
     assert all(name.endswith("/_COMPLETE.json") for name in downloads), downloads
     print(f"\ncached gs:// re-run: {seconds:.1f} s, {stats.get('media_bytes', 0)} bytes "
           f"downloaded in {len(downloads)} objects, {stats.get('GET', 0)} GET requests")
+
+
+def test_a_rerun_on_a_machine_without_prefects_records_is_cached_from_the_markers(
+        first_run, on_gcs, in_memory_beam, tmp_path):
+    """A new pod shares the bucket but not the Prefect storage of the one that ran the
+    stages: each stage's marker on the bucket makes its cache record there."""
+    from prefect.settings import PREFECT_RESULTS_LOCAL_STORAGE_PATH, temporary_settings
+
+    from flows.training_pipeline import training_pipeline
+
+    on_gcs.reset_stats()
+    with temporary_settings({PREFECT_RESULTS_LOCAL_STORAGE_PATH: tmp_path / "new-pod"}):
+        summary = training_pipeline(_config(in_memory_beam))
+    assert [t.state for t in summary.stages] == ["Cached"] * len(STAGES)
+    assert summary.push.registered_version == first_run[0].push.registered_version
+    downloads = [key.removeprefix("download:") for key in on_gcs.stats()
+                 if key.startswith("download:")]
+    assert sorted(name.rsplit("/", 3)[1] for name in downloads) == sorted(STAGES), downloads
+    assert all(name.endswith("/_COMPLETE.json") for name in downloads), downloads
 
 
 def test_a_changed_object_reruns_from_example_gen_and_its_run_can_be_deleted(

@@ -94,6 +94,23 @@ def test_deleted_artifacts_are_rebuilt_not_served_from_a_stale_record(prefect_ha
     assert run_toy(str(tmp_path), 3).name == "Cached"
 
 
+def test_a_process_without_the_record_gets_it_from_the_marker(prefect_harness, tmp_path):
+    """A new pod or machine (its own Prefect storage) sharing the pipeline root: the stage
+    is Cached there too, with the reference the first run returned."""
+    from prefect.settings import PREFECT_RESULTS_LOCAL_STORAGE_PATH, temporary_settings
+
+    first = run_toy(str(tmp_path / "root"), 4)
+    with temporary_settings({PREFECT_RESULTS_LOCAL_STORAGE_PATH: tmp_path / "new-pod"}):
+        elsewhere = run_toy(str(tmp_path / "root"), 4)
+        assert elsewhere.name == "Cached" and CALLS == [4]
+        assert elsewhere.result() == first.result()
+        assert any((tmp_path / "new-pod").iterdir())  # its own record, made from the marker
+        # A marker that is not the stage's output: the stage runs again.
+        (tmp_path / "root" / "Toy" / "5").mkdir(parents=True)
+        (tmp_path / "root" / "Toy" / "5" / MARKER).write_text('{"stage": "ExampleGen"}')
+        assert run_toy(str(tmp_path / "root"), 5).name == "Completed" and CALLS == [4, 5]
+
+
 def test_failure_names_the_stage_and_leaves_no_marker(prefect_harness, tmp_path):
     state = toy(str(tmp_path), -1, return_state=True)
     assert state.is_failed()
