@@ -91,10 +91,10 @@ def _restore_record(task_ctx: Any, plan: StagePlan) -> None:
     store = task_ctx.result_store
     if store.exists(plan.cache_key):
         return
-    found = read_marker(plan.output_dir)
     try:
+        found = read_marker(plan.output_dir)
         output = output_type(plan.stage).model_validate(found) if found else None
-    except ValueError:
+    except (ValueError, OSError):  # not JSON, not this stage's output, or unreadable now
         output = None
     if output is not None:
         store.write(obj=output, key=plan.cache_key)

@@ -109,6 +109,9 @@ def test_a_process_without_the_record_gets_it_from_the_marker(prefect_harness, t
         (tmp_path / "root" / "Toy" / "5").mkdir(parents=True)
         (tmp_path / "root" / "Toy" / "5" / MARKER).write_text('{"stage": "ExampleGen"}')
         assert run_toy(str(tmp_path / "root"), 5).name == "Completed" and CALLS == [4, 5]
+        (tmp_path / "root" / "Toy" / "6").mkdir(parents=True)
+        (tmp_path / "root" / "Toy" / "6" / MARKER).write_text("{not json")
+        assert run_toy(str(tmp_path / "root"), 6).name == "Completed" and CALLS == [4, 5, 6]
 
 
 def test_failure_names_the_stage_and_leaves_no_marker(prefect_harness, tmp_path):
