@@ -48,6 +48,19 @@ _RASTER_TYPES = frozenset({"int8", "int16", "int32", "int64", "uint8", "uint16",
                            "uint64", "float16", "float32", "float64"})
 
 
+# mlm:name's pattern in the MLM schema: a letter first, a letter or digit last, 3 chars or more.
+_MLM_NAME = re.compile(r"^[a-zA-Z][a-zA-Z0-9_.\-\s]+[a-zA-Z0-9]$")
+
+
+def mlm_name(model_name: str) -> str:
+    """mlm:name of a registered model: its name where the MLM schema's pattern allows it,
+    else `model <name>` without trailing - or _ (model names like `cc`, `7up`, `ranker-`
+    are valid here, not there)."""
+    if _MLM_NAME.match(model_name):
+        return model_name
+    return f"model {model_name.rstrip('-_')}"
+
+
 class StacItemError(ValueError):
     """A STAC Item failed schema validation; the message lists every failure, one a line."""
 
@@ -136,7 +149,7 @@ def stac_item(facts: PublicationFacts, *, model_href: str, card_href: str) -> di
     hyperparameters = {re.sub(r"[^0-9a-zA-Z_.-]", "_", key): value for key, value
                        in facts.set_hyperparameters(HYPERPARAMETER_SECTIONS).items()}
     mlm.MLMExtension.ext(item, add_if_missing=True).apply(
-        name=facts.model_name,
+        name=mlm_name(facts.model_name),
         architecture=ARCHITECTURES[facts.model_type],
         tasks=tasks,
         input=[mlm.ModelInput.create(name=spec.name, bands=[],

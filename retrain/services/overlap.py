@@ -6,6 +6,13 @@ A run's process writes a heartbeat to its record every RETRAIN_HEARTBEAT_SECONDS
 record not heard from for RETRAIN_HEARTBEAT_TIMEOUT_SECONDS lost its process: the policy
 stops counting it (so a killed worker never blocks a model for good) and reconciliation
 (`retrain/services/reconcile.py`) ends it crashed.
+
+Runs side by side (`allow`, the default) may plan the very same stage outputs: two
+identical runs started together both miss the stage cache. Before a stage writes, its run
+claims the output directory (`wait_for_output`): under the model's lock, the stage is
+recorded running there unless a live run's stage already is; then it waits, and uses what
+that stage wrote once it has finished (or runs the stage itself if it failed or its
+process died).
 """
 
 from __future__ import annotations
@@ -17,7 +24,8 @@ from typing import Any
 
 from retrain.domain.clock import utcnow
 from retrain.domain.overlap import ActiveRun, OverlapAction, OverlapPolicy, OverlapVerdict, alive, decide
-from retrain.domain.status import RunStatus
+from retrain.domain.stages import Stage
+from retrain.domain.status import RunStatus, StageStatus
 from retrain.services.lifecycle import refresh_schedule
 from retrain.settings import get_settings
 from retrain.store import liveness, runs
@@ -80,6 +88,39 @@ def wait_for_admission(flow_run_id: str, say=print) -> OverlapVerdict:
             say(verdict.reason)
             said = verdict.reason
         time.sleep(get_settings().overlap_poll_seconds)
+
+
+def claim_output(flow_run_id: str, stage: Stage, output_uri: str) -> int | None:
+    """Record this flow run's `stage` running into `output_uri`, unless a live run's stage
+    is running there: then that run's number (nothing recorded). A flow run without a
+    record claims nothing and gets None."""
+    settings = get_settings()
+    with sessions().begin() as session:
+        run = runs.run_for_flow_run(session, flow_run_id)
+        if run is None:
+            return None
+        liveness.lock_model(session, run.registered_model_id)
+        now = utcnow()
+        for other in liveness.runs_writing(session, output_uri, except_run=run.id):
+            if alive(other.heartbeat_at, other.started_at, now,
+                     settings.heartbeat_timeout_seconds):
+                return other.run_number
+        runs.record_stage(session, run.id, stage, StageStatus.RUNNING, output_uri=output_uri)
+        return None
+
+
+def wait_for_output(flow_run_id: str, stage: Stage, output_uri: str, say=print) -> int | None:
+    """`claim_output` until this run holds the directory, looking again every
+    RETRAIN_OVERLAP_POLL_SECONDS and saying once per holder (through `say`) what it waits
+    for. Returns the number of the last run it waited for, None if it never waited."""
+    waited = None
+    while (holder := claim_output(flow_run_id, stage, output_uri)) is not None:
+        if holder != waited:
+            say(f"{stage} waits for run #{holder}, which is writing the same outputs "
+                f"({output_uri})")
+            waited = holder
+        time.sleep(get_settings().overlap_poll_seconds)
+    return waited
 
 
 class Heartbeat:

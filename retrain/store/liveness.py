@@ -1,5 +1,5 @@
-"""Which runs are alive: heartbeats, the model lock of the overlap policy, and the records
-reconciliation compares with Prefect.
+"""Which runs are alive: heartbeats, the model lock of the overlap policy, the runs writing a
+stage directory, and the records reconciliation compares with Prefect.
 
 Module-level functions that take an explicit session, like `store/runs.py`.
 """
@@ -13,8 +13,8 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from retrain.domain.clock import utcnow
-from retrain.domain.status import TERMINAL, RunStatus
-from retrain.store.orm import RegisteredModel, TrainingRun
+from retrain.domain.status import TERMINAL, RunStatus, StageStatus
+from retrain.store.orm import RegisteredModel, TrainingRun, TrainingStage
 
 OPEN = tuple(status for status in RunStatus if status not in TERMINAL)
 
@@ -39,6 +39,20 @@ def running_runs(session: Session, registered_model_id: str) -> list[TrainingRun
             TrainingRun.flow_run_id.is_not(None),
             TrainingRun.deleted_at.is_(None),
         )
+    ).scalars())
+
+
+def runs_writing(session: Session, output_uri: str, *, except_run: str) -> list[TrainingRun]:
+    """Running runs other than `except_run` with a stage running into `output_uri` (alive
+    or not): a stage records its output directory when it starts (`services.overlap`)."""
+    return list(session.execute(
+        select(TrainingRun).join(TrainingStage)
+        .where(TrainingStage.output_uri == output_uri,
+               TrainingStage.status == StageStatus.RUNNING,
+               TrainingStage.run_id != except_run,
+               TrainingRun.status == RunStatus.RUNNING,
+               TrainingRun.deleted_at.is_(None))
+        .order_by(TrainingRun.run_number)
     ).scalars())
 
 

@@ -85,17 +85,22 @@ def write_marker(plan: StagePlan, output: BaseModel) -> None:
         handle.write(json.dumps(output.model_dump(mode="json"), indent=1))
 
 
+def finished_output(plan: StagePlan) -> BaseModel | None:
+    """The output its completion marker records, None without a marker or with one that
+    does not parse as the stage's output (the stage then runs again)."""
+    try:
+        found = read_marker(plan.output_dir)
+        return output_type(plan.stage).model_validate(found) if found else None
+    except (ValueError, OSError):  # not JSON, not this stage's output, or unreadable now
+        return None
+
+
 def _restore_record(task_ctx: Any, plan: StagePlan) -> None:
-    """Make this process's cache record of a stage that finished elsewhere from its marker
-    (a marker that does not parse as the stage's output leaves the stage to run again)."""
+    """Make this process's cache record of a stage that finished elsewhere from its marker."""
     store = task_ctx.result_store
     if store.exists(plan.cache_key):
         return
-    try:
-        found = read_marker(plan.output_dir)
-        output = output_type(plan.stage).model_validate(found) if found else None
-    except (ValueError, OSError):  # not JSON, not this stage's output, or unreadable now
-        output = None
+    output = finished_output(plan)
     if output is not None:
         store.write(obj=output, key=plan.cache_key)
 

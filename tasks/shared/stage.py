@@ -8,14 +8,14 @@ from typing import Any, Callable, TypeVar
 
 from prefect import get_run_logger, task
 
-from tasks.shared.caching import StageCache, StagePlan, planned, write_marker
+from tasks.shared.caching import StageCache, StagePlan, finished_output, planned, write_marker
 from tasks.shared.progress import advance_progress, stage_sink
 from retrain.domain.progress import reporting_to
 from retrain.domain.status import StageStatus
 from retrain.domain.refs import StageOutput
 from retrain.adapters.tfx import prepare_tf_environment
 from retrain.domain.stages import Stage
-from tasks.shared.tracking import record_cached, record_stage
+from tasks.shared.tracking import claim_output, record_cached, record_stage
 
 OutputT = TypeVar("OutputT", bound=StageOutput)
 
@@ -74,6 +74,17 @@ def run_stage(
     prepare_tf_environment()  # before anything in the stage can import TensorFlow
     try:
         plan = planned(task_run.get_id(), planner, *args)
+        # Another run writing the same outputs (identical runs started together): wait for
+        # it, and use what it wrote if it finished.
+        holder = claim_output(flow_run_id, stage, plan.output_dir, logger.info)
+        done = finished_output(plan) if holder is not None else None
+        if done is not None:
+            seconds = time.monotonic() - started
+            record_stage(flow_run_id, stage, StageStatus.CACHED, seconds=seconds,
+                         output_uri=plan.output_dir,
+                         message=f"written by run #{holder} while this run waited")
+            logger.info("%s: run #%d wrote it (waited %.1fs)", stage, holder, seconds)
+            return done
         logger.info("%s writing to %s", stage, plan.output_dir)
         with reporting_to(stage_sink(stage, flow_run_id, logger)):
             output = core(plan, *args)

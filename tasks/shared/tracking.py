@@ -48,6 +48,14 @@ def record_stage(flow_run_id: Any, stage: Stage | str, status: StageStatus, *,
             "output_uri": output_uri})
 
 
+def claim_output(flow_run_id: Any, stage: Stage, output_uri: str,
+                 say: Callable[[str], Any]) -> int | None:
+    """Wait until no other live run is writing `output_uri`, then record `stage` running
+    there; the number of the run it waited for, None if it did not wait (or the record
+    could not be reached: the stage then runs as it would have without one)."""
+    return _advisory(overlap.wait_for_output, str(flow_run_id), stage, output_uri, say)
+
+
 def announce_data_findings(flow_run_id: Any, findings: list[DataFinding],
                            baseline: str | None, *, stopped: bool) -> None:
     """Event `retrain.data.drift` when a data gate flagged features (none: no event)."""

@@ -75,6 +75,17 @@ def test_core_fields():
     assert item["properties"]["title"] == "buyer-product-retrieval v7"
 
 
+@pytest.mark.parametrize("model_name, expected", [
+    ("cc", "model cc"), ("7up", "model 7up"), ("ranker-", "model ranker"), ("a", "model a"),
+    ("ranker_2", "ranker_2")])
+def test_any_model_name_gives_a_valid_item(model_name, expected):
+    """Model names the config accepts but MLM's mlm:name pattern does not (too short, a
+    digit first, - or _ last) still give an item that validates."""
+    item = _item(_facts(model_name=model_name))
+    validate_stac_item(item)
+    assert item["properties"]["mlm:name"] == expected
+
+
 def test_mlm_properties_describe_the_serving_signature():
     props = _item()["properties"]
     assert props["mlm:name"] == "buyer-product-retrieval"
