@@ -1,6 +1,7 @@
 """The store under many threads and processes at once, on SQLite and a real PostgreSQL 15:
-first use migrates once, the overlap policy admits one run of a model at a time, and a run
-whose process stopped its heartbeat stops counting.
+first use migrates once, the overlap policy admits one run of a model at a time, a run
+whose process stopped its heartbeat stops counting, and one of many runs claims a stage
+directory.
 """
 
 from __future__ import annotations
@@ -143,3 +144,27 @@ def test_allow_admits_every_run(store):
 
     flow_runs = _running(store, "side-by-side", "allow", 5)
     assert {admit(f).action for f in flow_runs} == {OverlapAction.GO}
+
+
+def test_twelve_runs_reaching_one_stage_directory_together_give_it_to_one(store):
+    """Identical runs side by side (`allow`) claim a stage's output directory: one claims it,
+    the others are told which run holds it, on either backend with no "database is
+    locked"; once that stage has ended, the next claim succeeds."""
+    from retrain.domain.stages import Stage
+    from retrain.services import lifecycle
+    from retrain.services.overlap import claim_output
+
+    flow_runs = _running(store, "twins", "allow", 12)
+    directory = "gs://bucket/root/twins/Transform/0123456789abcdef"
+    with ThreadPoolExecutor(max_workers=12) as pool:
+        holders = list(pool.map(lambda f: claim_output(f, Stage.TRANSFORM, directory),
+                                flow_runs))
+    claimed = [f for f, holder in zip(flow_runs, holders) if holder is None]
+    assert len(claimed) == 1
+    winner = _record(store, claimed[0])
+    assert [h for h in holders if h is not None] == [winner.run_number] * 11
+    row = next(s for s in winner.stages if s.stage == Stage.TRANSFORM)
+    assert (row.status, row.output_uri) == (StageStatus.RUNNING, directory)
+    lifecycle.record_stage(claimed[0], Stage.TRANSFORM, StageStatus.COMPLETED)
+    assert claim_output(flow_runs[0] if flow_runs[0] not in claimed else flow_runs[1],
+                        Stage.TRANSFORM, directory) is None
