@@ -182,6 +182,9 @@ class BaselineRef(ArtifactRef):
     """The champion model a candidate is compared with, and its registered version."""
 
     version: str | None = Field(default=None, description="MLflow registered-model version.")
+    model_type: str | None = Field(
+        default=None, description="The type of the model it is (retrieval, ranking, multitask, "
+        "user_module), from the run that registered it; None if unknown.")
 
 
 class RuleResult(BaseModel):
@@ -192,7 +195,7 @@ class RuleResult(BaseModel):
     metric: str = Field(description="Metric name, or '*' for rules about the whole model.")
     rule: Literal[
         "lower_bound", "upper_bound", "max_regression", "relative_tolerance",
-        "missing_metric", "first_run", "force_bless", "trivial_baseline",
+        "missing_metric", "first_run", "force_bless", "trivial_baseline", "model_type",
     ] = Field(description="Which rule.")
     passed: bool = Field(description="Whether the rule held.")
     value: float | None = Field(default=None, description="The candidate's value.")

@@ -53,6 +53,16 @@ def _run_of(model: RegisteredModel, version: str | None) -> TrainingRun | None:
                 None)
 
 
+def version_model_type(model_name: str, version: str) -> str | None:
+    """The model type (retrieval, ranking, multitask, user_module) of the run that
+    registered `version` of `model_name`; None when no such run is on record."""
+    with sessions()() as session:
+        model = runs.model_by_name(session, model_name)
+        run = _run_of(model, version) if model is not None else None
+        config = stored_config(run.config) if run is not None else None
+        return config.model_type.value if config is not None else None
+
+
 def _servable(model_name: str, version: str) -> registry.VersionInfo:
     """Registered version `version`, refused unless its version directory is still there."""
     info = registry.version_info(model_name, version)

@@ -153,10 +153,61 @@ def run(
     schema: StageOutput,
     baseline: ArtifactRef | None,
 ) -> EvaluationOutput:
-    """Evaluate and bless: TFMA for user modules, the recommender evaluator for `model`."""
+    """Evaluate and bless: TFMA for user modules, the recommender evaluator for `model`.
+    A champion of another model type is not compared with (`other_type`)."""
     baseline = comparable_baseline(baseline, trainer)
+    mismatch = other_type(baseline, config)
+    if mismatch is not None:
+        baseline = None
     if config.model is not None:
-        return _run_recommender(plan, config, examples, transform, trainer, baseline)
+        output = _run_recommender(plan, config, examples, transform, trainer, baseline)
+    else:
+        output = _run_tfma(plan, config, examples, schema, trainer, baseline)
+    return output if mismatch is None else _hold_back(output, mismatch, config)
+
+
+def other_type(baseline: ArtifactRef | None, config: PipelineConfig) -> str | None:
+    """Why the champion cannot be this run's baseline: it is a model of another type (other
+    metrics, another serving signature). None when it can be, or its type is unknown."""
+    kind = config.model_type.value
+    champion_type = getattr(baseline, "model_type", None)
+    if baseline is None or champion_type in (None, kind):
+        return None
+    return (f"the champion (version {getattr(baseline, 'version', None)}) is a "
+            f"{champion_type} model and this one a {kind} model: not compared, and not "
+            "pushed in its place (the serving signature would change); set "
+            "evaluator.force_bless with a reason to replace it, or use another model_name")
+
+
+def _hold_back(output: EvaluationOutput, mismatch: str, config: PipelineConfig
+               ) -> EvaluationOutput:
+    """The evaluation without a baseline, with a `model_type` rule in place of `first_run`:
+    failed (and not blessed) unless the run is force-blessed."""
+    blessing = output.blessing or Blessing(blessed=output.blessed, rules=[])
+    rules = [rule for rule in blessing.rules if rule.rule != "first_run"]
+    if config.evaluator.force_bless is not None:
+        rule = RuleResult(metric="*", rule="model_type", passed=True,
+                          message=mismatch.split(": not compared")[0] + ": replaced (forced)")
+        return output.model_copy(update={"blessing": blessing.model_copy(
+            update={"rules": [rule, *rules]})})
+    rule = RuleResult(metric="*", rule="model_type", passed=False, message=mismatch)
+    artifacts = dict(output.artifacts)
+    if output.blessed:
+        artifacts["blessing"] = withhold_blessing(artifacts["blessing"], mismatch)
+    return output.model_copy(update={
+        "blessed": False, "artifacts": artifacts,
+        "failed_checks": [mismatch, *output.failed_checks],
+        "blessing": blessing.model_copy(update={"blessed": False, "rules": [rule, *rules]})})
+
+
+def _run_tfma(
+    plan: StagePlan,
+    config: PipelineConfig,
+    examples: StageOutput,
+    schema: StageOutput,
+    trainer: StageOutput,
+    baseline: ArtifactRef | None,
+) -> EvaluationOutput:
     artifacts = run_executor(
         EXECUTOR,
         inputs={

@@ -373,3 +373,27 @@ def _record(state):
 
     with sessions()() as session:
         return runs.run_for_flow_run(session, str(state.state_details.flow_run_id))
+
+
+def test_a_ranking_run_under_a_retrieval_models_name_is_not_pushed_in_its_place(runs, interactions):
+    """A model name switched to another model type: the Evaluator does not compare with a
+    champion of the other type (before, it failed on it: "gives no predictions: not a
+    ranking model") and the run is not blessed, naming why and the way out."""
+    from flows.training_pipeline import training_pipeline
+    from retrain.adapters import mlflow_registry as registry
+
+    root, results = runs
+    name = results["retrieval"][0].model_name
+    champion = registry.champion(name).version
+    config = _config(interactions, root, "ranking", model_name=name,
+                     training={"epochs": 1, "batch_size": 128, "learning_rate": 0.1,
+                               "epoch_eval_rows": 0})
+    state = training_pipeline(config, return_state=True)
+    assert state.is_completed() and state.name == "NotBlessed", state.message
+    summary = state.result()
+    first = summary.blessing.rules[0]
+    assert (first.rule, first.passed) == ("model_type", False)
+    assert first.message.startswith(f"the champion (version {champion}) is a retrieval model "
+                                    "and this one a ranking model: not compared")
+    assert "rmse" in summary.metrics and not summary.push.pushed
+    assert registry.champion(name).version == champion
