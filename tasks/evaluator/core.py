@@ -162,7 +162,7 @@ def run(
     if config.model is not None:
         output = _run_recommender(plan, config, examples, transform, trainer, baseline)
     else:
-        output = _run_tfma(plan, config, examples, schema, trainer, baseline)
+        output = _run_tfma(plan, config, examples, transform, trainer, schema, baseline)
     return output if mismatch is None else _hold_back(output, mismatch, config)
 
 
@@ -204,8 +204,9 @@ def _run_tfma(
     plan: StagePlan,
     config: PipelineConfig,
     examples: StageOutput,
-    schema: StageOutput,
+    transform: StageOutput,
     trainer: StageOutput,
+    schema: StageOutput,
     baseline: ArtifactRef | None,
 ) -> EvaluationOutput:
     artifacts = run_executor(
