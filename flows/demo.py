@@ -16,10 +16,7 @@ demo, reused by the next, and its UI shows the run. `make stop` stops it.
 from __future__ import annotations
 
 import argparse
-import contextlib
-import os
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 from flows.training_pipeline import training_pipeline
@@ -38,27 +35,6 @@ def demo_data(rows: int, seed: int) -> Path:
         return read_dataset(out_dir).out_dir
     except (FileNotFoundError, ValueError):
         return generate(SyntheticConfig(rows=rows, seed=seed), out_dir, overwrite=True).out_dir
-
-
-@contextlib.contextmanager
-def local_server(ephemeral: bool) -> Iterator[str | None]:
-    """Prefect's API for this run: PREFECT_API_URL if set; else the long-lived local server
-    (started now if none answers), yielding its UI address; None with `ephemeral`."""
-    from prefect.settings import PREFECT_API_URL, PREFECT_HOME, temporary_settings
-
-    from retrain.adapters.local_server import ensure_local_server
-
-    if ephemeral or PREFECT_API_URL.value():
-        yield None
-        return
-    server = ensure_local_server(Path(PREFECT_HOME.value()).absolute(),
-                                 get_settings().local_server_port)
-    if server.started:
-        print(f"started Prefect's server in the background in {server.seconds:.0f} s "
-              f"(log {server.log}); later runs reuse it; `make stop` stops it", flush=True)
-    os.environ["PREFECT_API_URL"] = server.api_url  # for processes this run starts
-    with temporary_settings({PREFECT_API_URL: server.api_url}):
-        yield server.ui_url
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -87,16 +63,19 @@ def main(argv: list[str] | None = None) -> int:
         config = rating_config(data, trainer={"train_steps": args.train_steps}, beam=beam)
     else:
         config = recommender_config(data, args.model, beam=beam)
-    from retrain.adapters.local_server import LocalServerError
+    from retrain.adapters.local_server import LocalServerError, run_view, runs_api
 
     try:
-        with local_server(args.ephemeral) as ui_url:
+        with runs_api(args.ephemeral) as server:
+            if server is not None and server.started:
+                print(server.started_note(), flush=True)
             state = training_pipeline(config, return_state=True)
+            view = run_view(state.state_details.flow_run_id)
     except LocalServerError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 5
-    if ui_url:
-        print(f"run view: {ui_url}/runs/flow-run/{state.state_details.flow_run_id}")
+    if view:
+        print(f"run view: {view}")
     if state.is_failed():
         print(f"training-pipeline failed: {state.message}", file=sys.stderr)
         return 1

@@ -13,6 +13,7 @@ from prefect import flow
 
 from retrain.domain.refs import TrainerOutput
 from retrain.settings import apply_gcs_connection
+from tasks.shared.stores_task import check_stores
 from tasks.trainer.request import TrainerRequest
 from tasks.trainer.task import train_attempt
 
@@ -24,5 +25,6 @@ def gpu_trainer(request: TrainerRequest) -> TrainerOutput:
     Args:
         request: What the training flow asks of this attempt: config, inputs, GPU option.
     """
+    check_stores(request.config, registers=False)  # its record and model outlive the pod
     apply_gcs_connection()
     return train_attempt(request)

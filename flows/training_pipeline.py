@@ -17,6 +17,7 @@ from retrain.domain.overlap import OverlapAction
 from retrain.settings import apply_gcs_connection
 from tasks.shared.overlap_task import check_overlap
 from tasks.shared.slot_task import check_schedule_slot
+from tasks.shared.stores_task import check_stores
 from tasks.shared.summary import RunSummary
 from tasks.shared.summary_task import summarize_run
 from tasks.shared.tracking import (
@@ -65,6 +66,7 @@ def training_pipeline(
             {"training": {"epochs": 8}}; the record keeps the merged config.
     """
     config = with_overrides(config, overrides)
+    check_stores(config)  # in a container (a pod): nothing kept on its own disk
     apply_gcs_connection()  # RETRAIN_GCS_BLOCK's key, project and endpoint, if set
     slot = check_schedule_slot()
     if slot.skip:

@@ -15,6 +15,10 @@ class BlockSettingError(ValueError):
     """A `RETRAIN_*_BLOCK` setting names no block of its type."""
 
 
+# MLflow tracking URIs of a server, which has an artifact store of its own.
+_MLFLOW_SERVERS = ("http://", "https://", "databricks")
+
+
 class RetrainSettings(BaseSettings):
     """Where the embedded default keeps its state; every value can be overridden by env."""
 
@@ -64,6 +68,15 @@ class RetrainSettings(BaseSettings):
         default=None,
         description="A `retrain-gcs` block (blocks/gcs.py) whose key, project and endpoint "
         "every GCS client of a run uses; without it, Application Default Credentials.",
+    )
+
+    persistent_volumes: str = Field(
+        default="",
+        description="Colon-separated directories that are volumes a container (a Kubernetes "
+        "pod) keeps: a PersistentVolumeClaim or hostPath mount. A run a worker started in a "
+        "container refuses to start while its run store, MLflow store, pipeline root or "
+        "serving base is a local path under none of them: the container's own disk is "
+        "deleted with it (retrain/domain/durability.py).",
     )
 
     local_server_port: int = Field(
@@ -175,12 +188,19 @@ class RetrainSettings(BaseSettings):
             return None
         return block.token.get_secret_value()
 
-    def resolved_mlflow_artifact_root(self) -> str:
-        """Where MLflow stores artifacts of experiments created here."""
+    def resolved_mlflow_artifact_root(self) -> str | None:
+        """Where MLflow stores artifacts of experiments created here; None: the tracking
+        server's default (a server's own artifact store, e.g. mlflow-artifacts:/)."""
         block = self.block("mlflow_block")
-        if block is not None and block.artifact_root:
-            return block.artifact_root
-        return self.mlflow_artifact_root or str((self.home / "mlartifacts").absolute())
+        if block is not None:
+            return block.artifact_root or None
+        if self.mlflow_artifact_root:
+            return self.mlflow_artifact_root
+        if self.resolved_mlflow_uri().startswith(_MLFLOW_SERVERS):
+            return None
+        # A file or database store has no server to keep artifacts: MLflow's own default
+        # would be ./mlruns in whatever directory the process runs in.
+        return str((self.home / "mlartifacts").absolute())
 
     def gcs_environment(self) -> dict[str, str]:
         """Environment for every GCS client of this process and its workers: the GCS

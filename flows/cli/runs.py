@@ -12,6 +12,8 @@ from retrain.domain.recommender import ModelType
 from retrain.domain.status import RunStatus
 
 FAILED = frozenset({RunStatus.FAILED, RunStatus.CRASHED, RunStatus.CANCELLED})
+EPHEMERAL = ("run here on Prefect's temporary in-process server instead of the embedded "
+             "default's long-lived one (the run is not in the Prefect UI; nothing stays up)")
 
 
 def _run_here(deployment: str | None):
@@ -42,15 +44,25 @@ def _outcome(ref, log=None) -> int:
 
 
 def _submit(args, ref, config) -> int:
-    """Start the run; one run here writes its logs to a file, not the terminal."""
+    """Start the run; one run here writes its logs to a file, not the terminal, and goes to
+    the Prefect server the UI shows (the embedded default's, unless PREFECT_API_URL names
+    one or --ephemeral is given)."""
     from flows.cli.quiet import into_log, log_path
+    from retrain.adapters.local_server import run_view, runs_api
     from retrain.services import runs
 
     if args.deployment is not None:
         return _outcome(runs.submit(ref, config, args.deployment, None))
-    with into_log(log_path(ref.label), args.verbose) as log:
-        done = runs.submit(ref, config, None, _run_here(None))
-    return _outcome(done, None if args.verbose else log)
+    with runs_api(args.ephemeral) as server:
+        if server is not None and server.started:
+            print(server.started_note(), flush=True)
+        with into_log(log_path(ref.label), args.verbose) as log:
+            done = runs.submit(ref, config, None, _run_here(None))
+        view = run_view(done.flow_run_id) if done.flow_run_id else None
+    code = _outcome(done, None if args.verbose else log)
+    if view:
+        print(f"run view: {view}")
+    return code
 
 
 def _estimate(args) -> int:
@@ -226,6 +238,7 @@ def add_parsers(groups) -> None:
     start.add_argument("--deployment", help="submit to this Prefect deployment, e.g. "
                        "training-pipeline/default; default: run in this process")
     start.add_argument("--name", help="run name (default: the model name)")
+    start.add_argument("--ephemeral", action="store_true", help=EPHEMERAL)
     start.add_argument("--description", help="what this run is for")
     start.set_defaults(fn=_start)
     estimate = run.add_parser("estimate", help="cost and duration of a config, before starting")
@@ -234,6 +247,7 @@ def add_parsers(groups) -> None:
     rerun = run.add_parser("rerun", help="rerun a finished run: same name, next number")
     rerun.add_argument("run")
     rerun.add_argument("--deployment", help="submit to this Prefect deployment")
+    rerun.add_argument("--ephemeral", action="store_true", help=EPHEMERAL)
     rerun.set_defaults(fn=_rerun)
     config = run.add_parser("config", help="a run's config as YAML (as edited, if it was)")
     config.add_argument("run")

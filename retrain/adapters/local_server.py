@@ -9,11 +9,13 @@ It keeps its database under PREFECT_HOME (.retrain/prefect with `make`), writes 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,7 +23,7 @@ PID_FILE = "server.pid"  # prefect.cli._server_utils.SERVER_PID_FILE_NAME: `pref
 LOG_FILE = "server.log"
 
 
-class LocalServerError(RuntimeError):
+class LocalServerError(ConnectionError):
     """The local server could not be started or reached; the message says why and what to do."""
 
 
@@ -34,6 +36,13 @@ class LocalServer:
     started: bool
     seconds: float
     log: Path
+
+    def started_note(self) -> str | None:
+        """What to tell the user when this call started the server; None when it was up."""
+        if not self.started:
+            return None
+        return (f"started Prefect's server in the background in {self.seconds:.0f} s (log "
+                f"{self.log}); later runs reuse it; `make stop` stops it")
 
 
 def answers(api_url: str, timeout_s: float = 2.0) -> bool:
@@ -89,3 +98,33 @@ def ensure_local_server(home: Path, port: int, wait_s: float = 180.0) -> LocalSe
     (home / PID_FILE).unlink(missing_ok=True)
     raise LocalServerError(f"the local Prefect server did not answer within {wait_s:.0f} s; "
                            f"its log: {log}")
+
+
+@contextlib.contextmanager
+def runs_api(ephemeral: bool = False) -> Iterator[LocalServer | None]:
+    """Prefect's API for the flow runs this process runs (the demo, `retrain runs start`):
+    PREFECT_API_URL when set (yields None); else the embedded default's long-lived server,
+    started now if none answers (yields it), so the Prefect UI shows the run; with
+    `ephemeral`, Prefect's temporary in-process server (yields None: nothing stays up)."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    from retrain.settings import get_settings
+
+    if ephemeral or PREFECT_API_URL.value():
+        yield None
+        return
+    # `make` sets PREFECT_HOME=.retrain/prefect; a bare `retrain` gets the same place.
+    home = os.environ.get("PREFECT_HOME") or get_settings().home / "prefect"
+    server = ensure_local_server(Path(home).absolute(), get_settings().local_server_port)
+    os.environ["PREFECT_API_URL"] = server.api_url  # for processes this run starts
+    with temporary_settings({PREFECT_API_URL: server.api_url}):
+        yield server
+
+
+def run_view(flow_run_id: object) -> str | None:
+    """The Prefect UI's page of a flow run on the API in use; None on the ephemeral one."""
+    from prefect.settings import PREFECT_API_URL, PREFECT_UI_URL
+
+    if not PREFECT_API_URL.value() or not PREFECT_UI_URL.value():
+        return None
+    return f"{PREFECT_UI_URL.value().rstrip('/')}/runs/flow-run/{flow_run_id}"

@@ -139,7 +139,8 @@ def _experiment_id(mlflow_client: Any, name: str) -> str:
     if experiment is not None:
         return experiment.experiment_id
     root = get_settings().resolved_mlflow_artifact_root()
-    return mlflow_client.create_experiment(name, artifact_location=f"{root}/{name}")
+    return mlflow_client.create_experiment(
+        name, artifact_location=f"{root.rstrip('/')}/{name}" if root else None)
 
 
 def _ensure_registered_model(mlflow_client: Any, name: str) -> None:

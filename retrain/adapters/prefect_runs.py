@@ -108,3 +108,12 @@ def crash(client: SyncPrefectClient, flow_run_id: str, message: str) -> None:
         if error is None:
             raise
         raise error from exc
+
+
+def work_pool_type(client: SyncPrefectClient, flow_run_id: Any) -> tuple[str, str] | None:
+    """(name, type) of the work pool a worker started the flow run from, e.g. ("retrain-cpu",
+    "kubernetes"); None for a flow run no worker started (called in process, served)."""
+    flow_run = client.read_flow_run(UUID(str(flow_run_id)))
+    if not flow_run.work_pool_name:
+        return None
+    return flow_run.work_pool_name, client.read_work_pool(flow_run.work_pool_name).type

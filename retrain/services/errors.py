@@ -4,7 +4,9 @@
 - an invalid schedule raises `InvalidSchedule`, which wraps the `ValidationError`;
 - an unknown run, model or deployment raises `NotFound` (a `LookupError`; the store's
   own lookups raise `LookupError`);
-- an operation the state does not allow raises `OperationRefused`.
+- an operation the state does not allow raises `OperationRefused`;
+- a run in a container (a Kubernetes pod) whose stores would be deleted with it raises
+  `StoresInContainer` (`retrain/services/durability.py`).
 
 Nothing is written when any of them is raised.
 """
@@ -28,3 +30,9 @@ class InvalidSchedule(ValueError):
     def __init__(self, error: ValidationError) -> None:
         super().__init__(f"invalid schedule: {error.error_count()} problem(s)")
         self.error = error
+
+
+class StoresInContainer(ValueError):
+    """A run in a container (a Kubernetes pod) would keep a store on the container's own
+    disk; the message names the work pool, each store, its path and the setting that moves
+    it."""

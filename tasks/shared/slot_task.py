@@ -1,4 +1,4 @@
-"""Prefect task of the late-run policy: the first step of a scheduled training run."""
+"""Prefect task of the late-run policy: an early step of a scheduled training run."""
 
 from __future__ import annotations
 

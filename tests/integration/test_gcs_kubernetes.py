@@ -45,6 +45,9 @@ def test_the_trainer_pod_trains_from_and_into_the_bucket(
         "RETRAIN_HOME": str(tmp_path / "retrain"),
         "RETRAIN_DATABASE_URL": f"sqlite:///{tmp_path / 'state.db'}",
         "RETRAIN_TRAINER_POLL_SECONDS": "1",
+        # The record (SQLite) is on this test's disk, which the emulated pods share, as a
+        # hostPath volume would be: a store the pods keep.
+        "RETRAIN_PERSISTENT_VOLUMES": str(tmp_path),
         "RETRAIN_GCS_BLOCK": "emulated-k8s",
         "TF_CPP_MIN_LOG_LEVEL": "2",
     }

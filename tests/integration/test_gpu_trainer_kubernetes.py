@@ -41,6 +41,9 @@ def cluster(kubernetes_prefect_server, tiny_interactions, tmp_path_factory):
         "RETRAIN_HOME": str(home / "retrain"),
         "RETRAIN_DATABASE_URL": f"sqlite:///{home / 'state.db'}",
         "RETRAIN_TRAINER_POLL_SECONDS": "1",
+        # The record (SQLite) is on this test's disk, which the emulated pods share, as a
+        # hostPath volume would be: a store the pods keep.
+        "RETRAIN_PERSISTENT_VOLUMES": str(home),
         "RETRAIN_TRAINER_CANCEL_WAIT_SECONDS": "60",
         "TF_CPP_MIN_LOG_LEVEL": "2",
     }

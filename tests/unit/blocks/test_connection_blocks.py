@@ -107,6 +107,10 @@ def test_mlflow_block_sets_uri_token_and_artifact_root(monkeypatch):
     assert "planted-mlflow-token" not in json.dumps(_document("retrain-mlflow", "team"))
     with pytest.raises(ValidationError, match="tracking_uri holds credentials"):
         MlflowServer(tracking_uri="https://user:pw@mlflow.example.com")
+    # Without an artifact root, the server's default (as the field says), not this
+    # process's home, where the server and the next pod could not read the model files.
+    MlflowServer(tracking_uri="http://127.0.0.1:9/mlflow").save("no-root", overwrite=True)
+    assert RetrainSettings(mlflow_block="no-root").resolved_mlflow_artifact_root() is None
 
 
 def test_gcs_block_becomes_the_environment_every_gcs_client_reads(tmp_path):
