@@ -192,10 +192,9 @@ class RetrainSettings(BaseSettings):
         """Where MLflow stores artifacts of experiments created here; None: the tracking
         server's default (a server's own artifact store, e.g. mlflow-artifacts:/)."""
         block = self.block("mlflow_block")
-        if block is not None:
-            return block.artifact_root or None
-        if self.mlflow_artifact_root:
-            return self.mlflow_artifact_root
+        root = block.artifact_root if block is not None else self.mlflow_artifact_root
+        if root:
+            return root
         if self.resolved_mlflow_uri().startswith(_MLFLOW_SERVERS):
             return None
         # A file or database store has no server to keep artifacts: MLflow's own default

@@ -129,6 +129,11 @@ def warm_up(model_name: str) -> threading.Thread:
         except Exception:  # reported by the lookup that matters
             logging.getLogger(__name__).debug("MLflow warm-up failed", exc_info=True)
 
+    # numpy's first import sets and then deletes OPENBLAS_MAIN_FREE in os.environ; in this
+    # thread it raced a Prefect settings read iterating os.environ (KeyError, a failed run
+    # in the 20-run load test). Imported here, before the thread, it cannot.
+    import numpy  # noqa: F401
+
     thread = threading.Thread(target=look_up, name="mlflow-warm-up", daemon=True)
     thread.start()
     return thread

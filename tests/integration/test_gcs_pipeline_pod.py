@@ -129,8 +129,8 @@ def test_the_whole_flow_runs_in_a_pod_with_its_trainer_in_another(
     # files it points to, on the bucket.
     import mlflow
 
-    champion = mlflow.tracking.MlflowClient(tracking_uri=mlflow_db).get_model_version_by_alias(
-        "gcs-pods", "champion")
+    registry = mlflow.tracking.MlflowClient(tracking_uri=mlflow_db, registry_uri=mlflow_db)
+    champion = registry.get_model_version_by_alias("gcs-pods", "champion")
     assert str(champion.version) == run.registered_version
     assert champion.source.startswith("gs://retrain-pipelines/mlflow/")
     assert any(name.startswith("mlflow/") and name.endswith("/model/saved_model.pb")
