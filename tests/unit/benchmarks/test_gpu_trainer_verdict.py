@@ -6,25 +6,16 @@ Everything tested here is pure (no TensorFlow), so it runs on any machine.
 
 from __future__ import annotations
 
-import importlib.util
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[3] / "benchmarks" / "gpu_trainer.py"
+from benchmark_modules import BENCHMARKS, load_benchmark
 
-
-def _load():
-    spec = importlib.util.spec_from_file_location("gpu_trainer_bench", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # pydantic resolves the models' annotations through it
-    spec.loader.exec_module(module)
-    return module
-
-
-gt = _load()
+SCRIPT = BENCHMARKS / "gpu_trainer.py"
+gt = load_benchmark("gpu_trainer.py", "gpu_trainer_bench")
 GPU0 = "/job:localhost/replica:0/task:0/device:GPU:0"
 GPU1 = "/job:localhost/replica:0/task:0/device:GPU:1"
 CPU0 = "/job:localhost/replica:0/task:0/device:CPU:0"

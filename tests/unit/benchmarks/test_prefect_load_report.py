@@ -5,22 +5,11 @@
 
 from __future__ import annotations
 
-import importlib.util
 import math
-from pathlib import Path
 
-BENCHMARKS = Path(__file__).resolve().parents[3] / "benchmarks"
+from benchmark_modules import load_benchmark
 
-
-def _load():
-    spec = importlib.util.spec_from_file_location("prefect_load_bench",
-                                                  BENCHMARKS / "prefect_load.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-bench = _load()
+bench = load_benchmark("prefect_load.py", "prefect_load_bench")
 
 
 def test_percentiles_are_nearest_rank():

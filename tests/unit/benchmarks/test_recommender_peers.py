@@ -6,10 +6,7 @@ ALS tuned on held-out train rows only, and the gap-closed figure.
 
 from __future__ import annotations
 
-import importlib.util
 import math
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -18,18 +15,9 @@ from synthetic import SyntheticConfig, oracle_recall_at_k, plant_factors
 from synthetic.sampling import ChunkSampler
 from tasks.evaluator.trivial import PopularityRecall
 
-BENCHMARKS = Path(__file__).resolve().parents[3] / "benchmarks"
+from benchmark_modules import load_benchmark
 
-
-def _load():
-    spec = importlib.util.spec_from_file_location("recall_peers", BENCHMARKS / "peers.py")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses resolve the annotations through it
-    spec.loader.exec_module(module)
-    return module
-
-
-peers = _load()
+peers = load_benchmark("peers.py", "recall_peers")
 
 
 def test_gap_closed_is_zero_at_popularity_and_one_at_the_oracle():
