@@ -302,7 +302,7 @@ def main(argv: list[str] | None = None) -> int:
     ceiling_seconds = time.monotonic() - ceiling_started
 
     recalls = {"oracle (planted)": oracle, "ceiling (products known)": ceiling}
-    fitted = posterior_rows(planted, examples_uri, train_buyers, train_products) \
+    fitted = fit_posterior(planted, examples_uri, train_buyers, train_products) \
         if args.posterior else None
     if fitted is not None:
         recalls["posterior predictive"] = peers.recall_at_k(
@@ -343,10 +343,11 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def posterior_rows(planted, examples_uri: str, train_buyers: np.ndarray,
-                   train_products: np.ndarray):
-    """`posterior_fit.fit` on the train rows: ids as the planted index numbers them, each
-    buyer's city and product's category as the rows' columns give them."""
+def fit_posterior(planted, examples_uri: str, train_buyers: np.ndarray,
+                  train_products: np.ndarray):
+    """`posterior_fit.fit` on the train rows: ids numbered as the planted index numbers them,
+    each buyer's city and each product's category as the generator writes them into the rows'
+    city and category columns."""
     import posterior_fit
 
     ratings, quantities = split_columns(examples_uri, "train", ("rating", "quantity"))
