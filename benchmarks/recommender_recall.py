@@ -198,6 +198,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--learning-rate", type=float, default=0.1)
     parser.add_argument("--optimizer", choices=["adagrad", "adam", "sgd"], default="adagrad")
+    parser.add_argument("--fit", choices=["sgd", "posterior"], default="sgd",
+                        help="the model's fit: sgd (Keras epochs) or posterior (sampled "
+                             "factor model with ratings and quantities; examples.py's "
+                             "POSTERIOR_RETRIEVAL)")
     add_overrides_argument(parser)
     parser.add_argument("--skip-model", action="store_true",
                         help="leave the training flow out: oracle, ALS and most-popular only")
@@ -240,6 +244,10 @@ def main(argv: list[str] | None = None) -> int:
                   "learning_rate": args.learning_rate},
         evaluator={"metrics": [{"class_name": "recall_at_100", "lower_bound": 0.0}]},
     )
+    if args.fit == "posterior":
+        from retrain.domain.examples import POSTERIOR_RETRIEVAL
+
+        config = with_overrides(config, POSTERIOR_RETRIEVAL)
     config = with_overrides(config, args.overrides)
     model = None
     if args.skip_model:

@@ -95,6 +95,18 @@ RECOMMENDER_FEATURES: dict[str, Any] = {
     "target": {"column": "rating"},
 }
 
+# The posterior fit on the synthetic interactions (merge over `recommender_config`'s
+# retrieval values): queries are buyers (a per-row timestamp would make every row its own
+# query), and each row's capped rating and its quantity are read beside the choice.
+POSTERIOR_RETRIEVAL: dict[str, Any] = {
+    "features": {
+        "query": RECOMMENDER_FEATURES["query"][:2],
+        "feedback": [{"column": "rating", "kind": "rating", "low": 1.0, "high": 5.0},
+                     {"column": "quantity", "kind": "count", "low": 1.0}],
+    },
+    "model": {"fit": "posterior"},
+}
+
 # Blessing rules per model type: an absolute floor/ceiling and "not worse than the champion".
 RECOMMENDER_METRICS: dict[str, list[dict[str, Any]]] = {
     "retrieval": [

@@ -9,6 +9,7 @@ column's name, kind and embedding size is derived here, in one place.
 from __future__ import annotations
 
 import re
+from enum import Enum
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -205,6 +206,43 @@ class TargetConfig(_Config):
         return f"{self.column}_xf"
 
 
+class FeedbackKind(str, Enum):
+    """How a feedback column reads."""
+
+    RATING = "rating"
+    COUNT = "count"
+
+
+class FeedbackFeature(_Config):
+    """A column that says how much a row's buyer liked its candidate: a training signal
+    beside the choice itself, read by the posterior fit (`model.fit: posterior`), never a
+    tower input."""
+
+    column: str = Field(description="Raw column, e.g. `rating` or `quantity`.")
+    kind: FeedbackKind = Field(
+        description="`rating`: a score on a capped scale [low, high]; a value at an end reads "
+        "\"this or beyond\". `count`: how many, at least `low` (e.g. a quantity of 1 or more).")
+    low: float = Field(default=0.0, description="The scale's lower end (rating) or the "
+                       "smallest count (count).")
+    high: float | None = Field(default=None, description="The scale's upper end (rating).")
+
+    @model_validator(mode="after")
+    def _check_scale(self) -> FeedbackFeature:
+        if not _COLUMN_RE.match(self.column):
+            raise ValueError(f"features.feedback: {self.column!r} is not a valid column name")
+        if self.kind == FeedbackKind.RATING and (self.high is None or self.high <= self.low):
+            raise ValueError(f"features.feedback {self.column!r}: a rating needs high > low "
+                             f"(got low {self.low}, high {self.high})")
+        if self.kind == FeedbackKind.COUNT and self.high is not None:
+            raise ValueError(f"features.feedback {self.column!r}: a count has no high end")
+        return self
+
+    @property
+    def xf_name(self) -> str:
+        """Transformed name: the raw value as float32, NaN where missing."""
+        return f"{self.column}__feedback_xf"
+
+
 class FeatureConfig(_Config):
     """Query (buyer) and candidate (product) features, crosses and the ranking target."""
 
@@ -223,6 +261,11 @@ class FeatureConfig(_Config):
     )
     target: TargetConfig | None = Field(
         default=None, description="Ranking target; required for ranking and multitask models."
+    )
+    feedback: list[FeedbackFeature] = Field(
+        default_factory=list, max_length=8,
+        description="Ratings and counts the posterior fit reads beside each row's choice "
+        "(`model.fit: posterior`); other fits ignore them.",
     )
 
     @model_validator(mode="after")
@@ -262,6 +305,7 @@ class FeatureConfig(_Config):
         names = [column.name for column in self.xf_columns()]
         if self.target is not None:
             names.append(self.target.xf_name)
+        names += [feedback.xf_name for feedback in self.feedback]
         clashes = sorted({name for name in names if names.count(name) > 1})
         if clashes:
             raise ValueError(f"features: transformed names collide: {clashes}; rename a feature")

@@ -51,6 +51,61 @@ class OptimizerConfig(_Config):
     )
 
 
+class FitMethod(str, Enum):
+    """How a retrieval model's weights are found."""
+
+    SGD = "sgd"
+    POSTERIOR = "posterior"
+
+
+class PosteriorConfig(_Config):
+    """The posterior fit (`model.fit: posterior`): a Bayesian factor model sampled by
+    Langevin dynamics, served as the average over its samples.
+
+    score(query, candidate) = query · candidate + bias, each side the sum of its columns'
+    embeddings (`latent` wide), over the whole candidate corpus; `features.feedback`
+    ratings and counts are read on the row's score standardised over the corpus.
+    """
+
+    latent: int = Field(default=8, ge=1, le=256, description="Width of each sample's embeddings.")
+    id_l2: float = Field(
+        default=1.0, gt=0.0, description="Prior precision of the query's and the candidate's "
+        "id embeddings (the first categorical feature of each tower).")
+    shared_l2: float = Field(
+        default=1e-3, gt=0.0, description="Prior precision of every other column's embeddings "
+        "(city, category …), which many rows share.")
+    warm_start_iterations: int = Field(
+        default=500, ge=1, le=100_000,
+        description="L-BFGS iterations towards the posterior's mode before sampling starts.")
+    steps: int = Field(default=2_500, ge=2, le=1_000_000, description="Langevin steps.")
+    burn_in: int = Field(default=500, ge=0, description="First steps not kept.")
+    samples: int = Field(
+        default=50, ge=1, le=500,
+        description="Samples the served model averages, evenly spaced over the kept steps.")
+    step_size: float = Field(default=0.05, gt=0.0, le=1.0, description="Langevin step size "
+                             "(in units of each parameter's posterior variance).")
+    curvature_floor: float = Field(
+        default=20.0, gt=0.0, description="Smallest curvature the preconditioner assumes: "
+        "caps the step of parameters the data hardly constrain.")
+    records: int = Field(
+        default=10, ge=1, le=1000,
+        description="Training records (UI progress, validation recall) over the steps.")
+    max_cells: int = Field(
+        default=25_000_000, ge=1,
+        description="Most distinct queries × candidates the fit holds at once (float64 "
+        "scores: 8 bytes each, a few copies).")
+
+    @model_validator(mode="after")
+    def _check_steps(self) -> PosteriorConfig:
+        if self.burn_in >= self.steps:
+            raise ValueError(f"model.posterior: burn_in {self.burn_in} leaves none of the "
+                             f"{self.steps} steps to keep")
+        if self.samples > self.steps - self.burn_in:
+            raise ValueError(f"model.posterior: {self.samples} samples from "
+                             f"{self.steps - self.burn_in} kept steps")
+        return self
+
+
 class ModelConfig(_Config):
     """A TensorFlow Recommenders model: retrieval (two towers), ranking or both."""
 
@@ -93,6 +148,14 @@ class ModelConfig(_Config):
         "buyers and products with few rows (retrieval and multitask; a ranking model has no "
         "use for it).",
     )
+    fit: FitMethod = Field(
+        default=FitMethod.SGD,
+        description="`sgd`: Keras training over epochs (every model type); `posterior`: "
+        "sample a Bayesian factor model of the whole train split (retrieval with linear "
+        "towers; reads features.feedback), see `posterior`.",
+    )
+    posterior: PosteriorConfig = Field(
+        default_factory=PosteriorConfig, description="The posterior fit's model and sampler.")
     retrieval_weight: float = Field(default=1.0, ge=0.0, description="Retrieval loss weight (multitask).")
     ranking_weight: float = Field(default=1.0, ge=0.0, description="Ranking loss weight (multitask).")
     top_k: int = Field(
@@ -108,6 +171,12 @@ class ModelConfig(_Config):
                 "model.sampled_negatives / model.logq_correction: retrieval options, not for "
                 "a ranking model"
             )
+        if self.fit == FitMethod.POSTERIOR:
+            if self.type != "retrieval":
+                raise ValueError(f"model.fit: posterior fits a retrieval model, not {self.type}")
+            if self.query_tower or self.candidate_tower:
+                raise ValueError("model.fit: posterior needs linear towers (no query_tower or "
+                                 "candidate_tower layers)")
         return self
 
     @property

@@ -144,7 +144,8 @@ class RecommenderServing(tf.Module):
             ).get_concrete_function(examples)
             sigs["search"] = tf.function(
                 lambda embedding: dict(zip(("scores", "candidate_ids"), self.index(embedding)))
-            ).get_concrete_function(tf.TensorSpec([None, model.output_dim], tf.float32,
+            ).get_concrete_function(tf.TensorSpec([None, self.model.query_tower.output_dim],
+                                                  tf.float32,
                                                   name="embedding"))
             sigs["candidate_corpus"] = tf.function(
                 lambda: {"candidate_ids": tf.identity(self.candidate_ids),

@@ -20,12 +20,15 @@ from tfx_bsl.public import tfxio
 
 from tasks.evaluator.metrics import RecallAccumulator
 from retrain.domain.features import FeatureConfig, XfColumn
-from retrain.domain.recommender import RECALL_KS, RecommenderSpec
+from retrain.domain.recommender import RECALL_KS, FitMethod, RecommenderSpec
+from retrain.domain.refs import EpochMetrics
 from tasks.trainer import checkpoints
 from tasks.trainer.best_epoch import BestEpoch
 from tasks.trainer import epochs as epoch_records
 from tasks.trainer.export import export_recommender
 from tasks.trainer.models import build_model, choose_strategy, input_sizes, make_optimizer
+from tasks.trainer.posterior_towers import read_train_rows, train_posterior
+from tasks.trainer.towers import column_values
 
 logger = logging.getLogger("retrain.trainer")
 
@@ -87,13 +90,6 @@ def raw_dataset(files, tft_output: tft.TFTransformOutput, batch_size: int, shuff
     ).prefetch(tf.data.AUTOTUNE)
 
 
-def _rows(value) -> np.ndarray | list:
-    """One batch column as a numpy array (dense) or a list of id arrays (sparse)."""
-    if isinstance(value, tf.SparseTensor):
-        return list(tf.RaggedTensor.from_sparse(value).numpy())
-    return np.reshape(value.numpy(), [-1])
-
-
 def build_corpus(dataset: tf.data.Dataset, features: FeatureConfig,
                  tft_output: tft.TFTransformOutput) -> Corpus:
     """One pass over the train split: each candidate's latest features and its frequency."""
@@ -107,11 +103,11 @@ def build_corpus(dataset: tf.data.Dataset, features: FeatureConfig,
     sparse: dict[str, list] = {c.name: [np.zeros(0, np.int64)] * size
                                for c in columns if c.kind == "sparse_id"}
     for batch in dataset:
-        index = _rows(batch[id_column])
+        index = column_values(batch[id_column])
         known = index < size  # OOV buckets are not candidates
         np.add.at(counts, index[known], 1)
         for column in columns:
-            values = _rows(batch[column.name])
+            values = column_values(batch[column.name])
             if column.kind == "sparse_id":
                 for row in np.flatnonzero(known):
                     sparse[column.name][index[row]] = values[row]
@@ -138,16 +134,23 @@ class RecallCallback(tf.keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         """Embed the corpus and the eval sample with this epoch's weights; rank exactly."""
-        candidates = self.model.candidate_tower(self._corpus.features).numpy()
-        recall = RecallAccumulator(candidates, RECALL_KS)
-        size = len(self._corpus.ids)
-        for batch in self._batches:
-            queries = self.model.query_tower(batch).numpy()
-            target = _rows(batch[self._id_column]).astype(np.int64)
-            recall.add(queries, np.where(target < size, target, -1))
-        for name, value in recall.result().items():
-            if name != "example_count" and logs is not None:
-                logs[f"val_{name}"] = value
+        if logs is not None:
+            logs.update(validation_recall(self.model, self._batches, self._corpus,
+                                          self._id_column))
+
+
+def validation_recall(model, batches: list[dict], corpus: Corpus, id_column: str
+                      ) -> dict[str, float]:
+    """val_recall_at_K of `model`'s towers on the eval sample, exactly over the corpus."""
+    candidates = model.candidate_tower(corpus.features).numpy()
+    recall = RecallAccumulator(candidates, RECALL_KS)
+    size = len(corpus.ids)
+    for batch in batches:
+        queries = model.query_tower(batch).numpy()
+        target = column_values(batch[id_column]).astype(np.int64)
+        recall.add(queries, np.where(target < size, target, -1))
+    return {f"val_{name}": value for name, value in recall.result().items()
+            if name != "example_count"}
 
 
 class EpochReporter(tf.keras.callbacks.Callback):
@@ -216,6 +219,9 @@ def run_fn(fn_args) -> None:
                          spec.checkpoint_dir)
         callbacks.append(best)
 
+    if spec.model.fit == FitMethod.POSTERIOR:
+        _run_posterior(fn_args, spec, tft_output, corpus, schema, raw, validation, info)
+        return
     with strategy.scope():
         sizes = input_sizes(spec.features, tft_output.vocabulary_size_by_name)
         model = build_model(spec.model, spec.features, sizes, corpus.features, corpus.probability)
@@ -247,3 +253,40 @@ def run_fn(fn_args) -> None:
                   "best_epoch_value": best.best_value if best else None},
     )
 
+
+
+def _run_posterior(fn_args, spec: RecommenderSpec, tft_output: tft.TFTransformOutput,
+                   corpus: Corpus, schema, raw, validation, info) -> None:
+    """`model.fit: posterior`: sample the factor model on the whole train split, one
+    training record per block of steps, and export the samples' towers."""
+    if spec.checkpoint_dir:
+        logger.info("posterior fit: no checkpoints; a resubmitted Trainer fits again")
+    sizes = input_sizes(spec.features, tft_output.vocabulary_size_by_name)
+    rows = read_train_rows(
+        _dataset(fn_args, fn_args.train_files, schema, 4096, False, None, 0, raw),
+        spec.features, sizes, corpus.features, spec.model.posterior)
+    id_column = spec.features.candidate_id_feature.xf_name()
+    batches = list(validation) if validation is not None else None
+    validate = None if batches is None else (
+        lambda model: validation_recall(model, batches, corpus, id_column))
+
+    def record(metrics: EpochMetrics) -> None:
+        logger.info("block %d/%d: %s", metrics.epoch, metrics.total_epochs,
+                    ", ".join(f"{k}={v:.4f}" for k, v in sorted(metrics.metrics.items())))
+        epoch_records.publish(metrics, fn_args.model_run_dir)
+
+    model = train_posterior(spec.model, spec.features, sizes, rows, spec.training.seed,
+                            validate, record, logger.info)
+    config = spec.model.posterior
+    export_recommender(
+        model, spec, tft_output, corpus.ids, corpus.features,
+        serving_dir=fn_args.serving_model_dir,
+        model_dir=os.path.dirname(fn_args.serving_model_dir.rstrip("/")),
+        training={"epochs_run": config.records, "resumed_from_epoch": 0,
+                  "optimizer_steps": config.steps, "strategy": info.strategy,
+                  "replicas": info.replicas, "gpus_visible": list(info.gpus_visible),
+                  "best_epoch": config.records, "best_epoch_metric": None,
+                  "best_epoch_value": None, "fit": FitMethod.POSTERIOR.value,
+                  "posterior_samples": config.samples,
+                  "distinct_queries": rows.num_queries},
+    )

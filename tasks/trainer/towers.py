@@ -13,6 +13,7 @@ from retrain.adapters.tfx import prepare_tf_environment
 # tensorflow_recommenders needs Keras 2: the env must be set before TensorFlow is imported.
 prepare_tf_environment()
 
+import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from retrain.domain.features import FeatureConfig, XfColumn  # noqa: E402
@@ -55,6 +56,15 @@ def dense_stack(layers: Sequence[LayerConfig], prefix: str) -> list[tf.keras.lay
         if config.dropout > 0:
             stack.append(tf.keras.layers.Dropout(config.dropout, name=f"{name}_dropout"))
     return stack
+
+
+def column_values(value) -> np.ndarray | list:
+    """One batch column as a numpy array (dense) or a list of id arrays (sparse, ragged)."""
+    if isinstance(value, tf.SparseTensor):
+        value = tf.RaggedTensor.from_sparse(value)
+    if isinstance(value, tf.RaggedTensor):
+        return list(value.numpy())
+    return np.reshape(np.asarray(value), [-1])
 
 
 def as_sparse_ids(value: tf.Tensor | tf.SparseTensor | tf.RaggedTensor) -> tf.SparseTensor:

@@ -12,6 +12,7 @@ Missing values (a raw column is a SparseTensor when the schema lets values be ab
   zeros take part in the z-score mean and the quantiles like any other value);
 - text becomes "" and yields no token ids;
 - the target becomes `TargetConfig.default_value`, in raw units, before any transform.
+- a feedback column (`FeatureConfig.feedback`) becomes NaN: the posterior fit skips it.
 """
 
 from __future__ import annotations
@@ -63,6 +64,8 @@ def preprocessing_fn(inputs: Inputs, custom_config: Mapping[str, Any] | None = N
         outputs.update(_cross(cross, inputs, features.tower_of(cross.columns[0])))
     if features.target is not None:
         outputs[features.target.xf_name] = _target(features.target, inputs)
+    for feedback in features.feedback:
+        outputs[feedback.xf_name] = _float(inputs[feedback.column], math.nan)
     return outputs
 
 
@@ -81,6 +84,7 @@ def _check_columns(features: FeatureConfig, inputs: Inputs) -> None:
     wanted = features.raw_columns()
     if features.target is not None:
         wanted.append(features.target.column)
+    wanted += [feedback.column for feedback in features.feedback]
     missing = [name for name in wanted if name not in inputs]
     if missing:
         raise ValueError(

@@ -40,6 +40,8 @@ FEATURES = FeatureConfig.model_validate(
         ],
         "crosses": [{"columns": ["city", "buyer_id"], "hash_buckets": 50, "embedding_dim": 2}],
         "target": {"column": "rating", "transform": "log1p", "default_value": 1.0},
+        "feedback": [{"column": "rating", "kind": "rating", "low": 1.0, "high": 5.0},
+                     {"column": "qty", "kind": "count", "low": 1.0}],
     }
 )
 
@@ -136,7 +138,8 @@ def _hash(values: list[str], buckets: int) -> list[int]:
 
 def test_outputs_are_exactly_the_config_columns_with_their_kinds(analysed):
     output, columns = analysed
-    expected = [c.name for c in FEATURES.xf_columns()] + [FEATURES.target.xf_name]
+    expected = [c.name for c in FEATURES.xf_columns()] + [FEATURES.target.xf_name,
+                                                          "rating__feedback_xf", "qty__feedback_xf"]
     assert sorted(columns) == sorted(expected)
     spec = output.transformed_feature_spec()
     assert sorted(spec) == sorted(expected)
@@ -147,6 +150,7 @@ def test_outputs_are_exactly_the_config_columns_with_their_kinds(analysed):
             dtype = tf.int64 if column.kind == "id" else tf.float32
             assert spec[column.name] == tf.io.FixedLenFeature([], dtype), column.name
     assert spec["rating_xf"] == tf.io.FixedLenFeature([], tf.float32)
+    assert spec["qty__feedback_xf"] == tf.io.FixedLenFeature([], tf.float32)
 
 
 def test_vocabulary_is_ordered_by_frequency(analysed):
@@ -233,6 +237,18 @@ def test_target_log1p_clips_negatives_and_fills_missing(analysed):
     # 3, missing → default 1 (raw units), 0, -2 → 0, 7, 0.5
     expected = [math.log(4), math.log(2), 0.0, 0.0, math.log(8), math.log1p(0.5)]
     assert columns["rating_xf"] == pytest.approx(expected, abs=1e-6)
+
+
+def test_feedback_columns_pass_raw_values_and_missing_is_nan(analysed):
+    """The posterior fit reads a rating on its own scale (no target transform, no default):
+    a missing one is NaN, which the fit skips."""
+    _, columns = analysed
+    ratings = columns["rating__feedback_xf"]
+    assert math.isnan(ratings[1])
+    assert [r for i, r in enumerate(ratings) if i != 1] == [3.0, 0.0, -2.0, 7.0, 0.5]
+    quantities = columns["qty__feedback_xf"]
+    assert math.isnan(quantities[2])
+    assert [q for i, q in enumerate(quantities) if i != 2] == [1.0, 2.0, 8.0, 9.0, 10.0]
 
 
 def test_a_config_column_missing_from_the_data_is_named():
