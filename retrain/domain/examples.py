@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import copy
 from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
@@ -131,7 +132,8 @@ def recommender_config(
         "input": {"uri": str(data_dir), "format": "csv", "pattern": "*.csv",
                   "split": {"partition_feature": None}},
         "label_column": "rating",
-        "features": RECOMMENDER_FEATURES,
+        # A copy: the merge below works in place and must not change the constant.
+        "features": copy.deepcopy(RECOMMENDER_FEATURES),
         "model": {"type": model_type, "output_dim": 32,
                   "logq_correction": model_type != "ranking"},
         "training": {"epochs": 3, "batch_size": 256, "learning_rate": 0.1},

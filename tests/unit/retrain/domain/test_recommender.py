@@ -134,3 +134,28 @@ def test_transformed_names_must_not_collide():
 def test_retrieval_options_on_a_ranking_model_are_refused():
     model = {"type": "ranking", "logq_correction": True}
     assert "not for a ranking model" in _error(_values("ranking", model=model))
+
+
+def test_feature_overrides_leave_the_example_features_as_they_were():
+    """Two configs built one after the other: the second gets the example's features, not
+    the first one's overrides (the merge works in place)."""
+    before = copy.deepcopy(RECOMMENDER_FEATURES)
+    changed = recommender_config("/data", "retrieval", features={
+        "query": RECOMMENDER_FEATURES["query"][:1],
+        "feedback": [{"column": "quantity", "kind": "count", "low": 1.0}]})
+    assert [f.name for f in changed.features.query] == ["buyer_id"]
+    assert RECOMMENDER_FEATURES == before
+    again = recommender_config("/data", "retrieval")
+    assert [f.name for f in again.features.query] == ["buyer_id", "city", "timestamp"]
+    assert again.features.feedback == []
+
+
+def test_the_posterior_example_reads_ratings_and_quantities_with_buyers_as_queries():
+    from retrain.domain.examples import POSTERIOR_RETRIEVAL
+    from retrain.domain.recommender import FitMethod
+
+    config = recommender_config("/data", "retrieval", **copy.deepcopy(POSTERIOR_RETRIEVAL))
+    assert config.model.fit == FitMethod.POSTERIOR
+    assert [f.name for f in config.features.query] == ["buyer_id", "city"]
+    assert [(f.column, f.kind.value, f.low, f.high) for f in config.features.feedback] == [
+        ("rating", "rating", 1.0, 5.0), ("quantity", "count", 1.0, None)]
