@@ -12,10 +12,10 @@ popularity), runs the whole `training-pipeline` flow with `recommender_config(..
 product corpus) with, on the very same eval rows and by the same recall definition: the
 oracle recall@100 of the planted factors, the most-popular list of the train split, and
 implicit's ALS tuned on the train split alone (`peers.py`). Target: model ≥ 0.9 × oracle.
-`--posterior` adds `posterior_fit.py`'s Bayesian factor model of the train rows (nothing
-planted), ranked by its posterior predictive. `--skip-model` leaves the flow out: the
-train/eval split is then written by the code of the flow's (streaming) ExampleGen, so the rows
-are the ones the model would be scored on.
+`--fit posterior` trains the model with the Trainer's posterior fit instead of SGD
+(`model.fit: posterior`, the config `retrain.domain.examples.POSTERIOR_RETRIEVAL` merges in).
+`--skip-model` leaves the flow out: the train/eval split is then written by the code of the
+flow's (streaming) ExampleGen, so the rows are the ones the model would be scored on.
 
 Also prints the training throughput (train rows × epochs / summed epoch seconds; epoch
 seconds include the per-epoch validation) and the peak RSS of this process and its
@@ -215,10 +215,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--als-alpha", type=_floats, default=peers.ALS_ALPHA,
                         help="ALS grid: alpha (confidence scaling), comma-separated")
     parser.add_argument("--als-threads", type=int, default=2)
-    parser.add_argument("--posterior", action="store_true",
-                        help="add posterior_fit.py's Bayesian factor model (posterior predictive "
-                             "from the choices, ratings and quantities; about 5 min at 200k "
-                             "rows on 2 cores)")
     parser.add_argument("--workdir", type=Path, default=None, help="Keep everything here.")
     args = parser.parse_args(argv)
 
@@ -310,13 +306,8 @@ def main(argv: list[str] | None = None) -> int:
     ceiling_seconds = time.monotonic() - ceiling_started
 
     recalls = {"oracle (planted)": oracle, "ceiling (products known)": ceiling}
-    fitted = fit_posterior(planted, examples_uri, train_buyers, train_products) \
-        if args.posterior else None
-    if fitted is not None:
-        recalls["posterior predictive"] = peers.recall_at_k(
-            lambda rows: fitted.predictive[rows], eval_buyers, eval_products, K)
     if model is not None:
-        recalls["model (two towers)"] = model
+        recalls[f"model ({args.fit} fit)"] = model
     recalls["ALS (implicit)"] = als
     recalls["most popular"] = popularity
 
@@ -328,12 +319,6 @@ def main(argv: list[str] | None = None) -> int:
     print(peers.report(recalls, oracle="oracle (planted)", popularity="most popular", k=K))
     print(f"ceiling                   each buyer's factor inferred from its train rows, every "
           f"product's planted ({ceiling_seconds:.1f} s)")
-    if fitted is not None:
-        start = peers.recall_at_k(lambda rows: fitted.start_scores[rows], eval_buyers,
-                                  eval_products, K)
-        print(f"posterior predictive      L-BFGS start {fitted.start_seconds:.0f} s (recall@{K} "
-              f"{start:.4f}), {fitted.samples} Langevin samples kept "
-              f"({fitted.sample_seconds:.0f} s); link {fitted.link}")
     print(f"ALS chosen                {tuning.model.params}")
     print(f"  validation recall@{K}   {tuning.selection.best_score:.4f} on "
           f"{tuning.validation_rows} held-out train rows ({len(grid)} grid points, "
@@ -349,22 +334,6 @@ def main(argv: list[str] | None = None) -> int:
               f"{'PASS' if ratio >= TARGET else 'MISS'}")
     print(f"workdir                   {workdir}")
     return 0
-
-
-def fit_posterior(planted, examples_uri: str, train_buyers: np.ndarray,
-                  train_products: np.ndarray):
-    """`posterior_fit.fit` on the train rows: ids numbered as the planted index numbers them,
-    each buyer's city and each product's category as the generator writes them into the rows'
-    city and category columns."""
-    import posterior_fit
-
-    ratings, quantities = split_columns(examples_uri, "train", ("rating", "quantity"))
-    rows = posterior_fit.TrainRows(
-        buyers=train_buyers, products=train_products, ratings=ratings.astype(float),
-        quantities=quantities.astype(float),
-        buyer_group=np.unique(planted.buyer_city, return_inverse=True)[1],
-        product_group=np.unique(planted.product_category, return_inverse=True)[1])
-    return posterior_fit.fit(rows)
 
 
 if __name__ == "__main__":
