@@ -110,7 +110,8 @@ def link_start(feedback: list[Feedback]) -> np.ndarray:
         if item.feature.kind == FeedbackKind.RATING:
             start += [0.0, (item.feature.high - item.feature.low) / 4.0, 0.0]
         else:
-            excess = np.nanmean(item.values - item.feature.low) if len(item.values) else 0.0
+            present = item.values[~np.isnan(item.values)]
+            excess = float(np.mean(present - item.feature.low)) if present.size else 1.0
             start += [float(np.log(max(excess, 1e-3))), 0.5]
     return np.asarray(start, dtype=np.float64)
 

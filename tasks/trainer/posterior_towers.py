@@ -113,7 +113,10 @@ def read_train_rows(batches: Iterable[Mapping[str, object]], features: FeatureCo
     for batch in batches:
         for name, parts in gathered.items():
             value = column_values(batch[name])
-            parts.extend(value) if isinstance(value, list) else parts.append(value)
+            if isinstance(value, list):  # sparse ids: one array per row
+                parts.extend(value)
+            else:
+                parts.append(value)
     values = {c.name: gathered[c.name] if c.kind == "sparse_id"
               else np.concatenate(gathered[c.name]) for c in query_columns}
     candidate_columns = features.xf_columns("candidate")
@@ -153,8 +156,9 @@ class SampledTower(tf.Module):
         self.columns = list(columns)
         self.output_dim = samples * latent + 1
         self.tables: dict[str, tf.Variable] = {}
+        layout = _slots(self.columns, sizes)
         for column in self.columns:
-            offset, width = _slots(self.columns, sizes)[column.name]
+            offset, width = layout[column.name]
             part = weights[:, offset:offset + width, :].transpose(1, 0, 2)
             self.tables[column.name] = tf.Variable(
                 (scale * part.reshape(width, samples * latent)).astype(np.float32),

@@ -89,6 +89,9 @@ def test_capped_ratings_and_counts_give_back_the_link_they_were_written_with():
     assert 0.5 * np.exp(log_sigma) == pytest.approx(0.5, abs=0.03)
     assert alpha == pytest.approx(0.3, abs=0.05)
     assert beta == pytest.approx(0.5, abs=0.03)
+    # a column with no value at all still starts somewhere finite
+    empty = posterior.Feedback(QUANTITY, np.full(10, np.nan))
+    assert np.all(np.isfinite(posterior.link_start([empty])))
 
 
 def test_a_sampled_tower_embeds_as_its_design_matrix_times_each_sample():
