@@ -195,16 +195,19 @@ def run_fn(fn_args) -> None:
         spec.features, tft_output,
     )
     logger.info("candidate corpus: %d candidates", len(corpus.ids))
-    train = _dataset(fn_args, fn_args.train_files, schema, params.batch_size, True,
-                     params.seed, params.shuffle_buffer, raw)
     validation = None
-    callbacks: list[tf.keras.callbacks.Callback] = []
     if params.epoch_eval_rows > 0:
         steps = math.ceil(params.epoch_eval_rows / params.batch_size)
         validation = _dataset(fn_args, fn_args.eval_files, schema, params.batch_size, False,
                               None, 0, raw).take(steps).cache()
-        if spec.model.has_retrieval:
-            callbacks.append(RecallCallback(list(validation), corpus, id_column))
+    if spec.model.fit == FitMethod.POSTERIOR:
+        _run_posterior(fn_args, spec, tft_output, corpus, schema, raw, validation, info)
+        return
+    train = _dataset(fn_args, fn_args.train_files, schema, params.batch_size, True,
+                     params.seed, params.shuffle_buffer, raw)
+    callbacks: list[tf.keras.callbacks.Callback] = []
+    if validation is not None and spec.model.has_retrieval:
+        callbacks.append(RecallCallback(list(validation), corpus, id_column))
     if params.early_stopping.enabled:
         stop = params.early_stopping
         callbacks.append(tf.keras.callbacks.EarlyStopping(
@@ -219,9 +222,6 @@ def run_fn(fn_args) -> None:
                          spec.checkpoint_dir)
         callbacks.append(best)
 
-    if spec.model.fit == FitMethod.POSTERIOR:
-        _run_posterior(fn_args, spec, tft_output, corpus, schema, raw, validation, info)
-        return
     with strategy.scope():
         sizes = input_sizes(spec.features, tft_output.vocabulary_size_by_name)
         model = build_model(spec.model, spec.features, sizes, corpus.features, corpus.probability)
@@ -252,7 +252,6 @@ def run_fn(fn_args) -> None:
                   "best_epoch_metric": best.monitor if best else None,
                   "best_epoch_value": best.best_value if best else None},
     )
-
 
 
 def _run_posterior(fn_args, spec: RecommenderSpec, tft_output: tft.TFTransformOutput,
