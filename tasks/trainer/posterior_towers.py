@@ -117,8 +117,6 @@ def read_train_rows(batches: Iterable[Mapping[str, object]], features: FeatureCo
                 parts.extend(value)
             else:
                 parts.append(value)
-    values = {c.name: gathered[c.name] if c.kind == "sparse_id"
-              else np.concatenate(gathered[c.name]) for c in query_columns}
     candidate_columns = features.xf_columns("candidate")
     candidates = design(candidate_columns, sizes,
                         {c.name: column_values(corpus_features[c.name])
@@ -128,6 +126,9 @@ def read_train_rows(batches: Iterable[Mapping[str, object]], features: FeatureCo
     known = chosen < candidates.shape[0]  # OOV rows are not candidates
     if not known.any():
         raise ValueError("posterior fit: the train split has no rows with a known candidate")
+    kept = np.flatnonzero(known)
+    values = {c.name: [gathered[c.name][i] for i in kept] if c.kind == "sparse_id"
+              else np.concatenate(gathered[c.name])[kept] for c in query_columns}
     first, inverse = _distinct(query_columns, values)
     cells = len(first) * candidates.shape[0]
     if cells > config.max_cells:
@@ -142,7 +143,7 @@ def read_train_rows(batches: Iterable[Mapping[str, object]], features: FeatureCo
     queries = design(query_columns, sizes, distinct, _precision(features, "query", config))
     feedback = [posterior.Feedback(f, np.concatenate(gathered[f.xf_name])[known]
                                    .astype(np.float64)) for f in features.feedback]
-    return posterior.TrainRows(queries, candidates, inverse[known], chosen[known], feedback)
+    return posterior.TrainRows(queries, candidates, inverse, chosen[known], feedback)
 
 
 class SampledTower(tf.Module):

@@ -205,3 +205,24 @@ def test_a_rating_needs_its_scale_and_a_count_has_no_top():
         FeedbackFeature(column="rating", kind="rating", low=1.0)
     with pytest.raises(ValidationError, match="a count has no high end"):
         FeedbackFeature(column="quantity", kind="count", high=9.0)
+
+
+def test_rows_with_the_same_query_features_share_one_query():
+    """Distinct queries are distinct combinations of every query column, sparse ids included
+    (so a row's words make it another query), and each row counts its own choice."""
+    features = FeatureConfig(
+        query=[CategoricalFeature(name="buyer_id", embedding_dim=4),
+               TextFeature(name="words", hash_buckets=9, embedding_dim=4)],
+        candidate=[CategoricalFeature(name="product_id", embedding_dim=4)])
+    sizes = {"buyer_id_xf": 3, "words_xf": 9, "product_id_xf": 4}
+    batch = {"buyer_id_xf": tf.constant([0, 0, 1, 0, 1]),
+             "words_xf": tf.ragged.constant([[2, 5], [2, 5], [2, 5], [5], []], tf.int64),
+             "product_id_xf": tf.constant([0, 1, 1, 2, 3])}  # 3 is the OOV id
+    rows = read_train_rows([batch], features, sizes, {"product_id_xf": tf.constant([0, 1, 2])},
+                           PosteriorConfig())
+    # the OOV row is dropped, and its query with it; rows 0 and 1 are one query
+    assert rows.num_queries == 3 and rows.num_candidates == 3
+    assert len(rows.row_query) == 4
+    assert rows.row_query[0] == rows.row_query[1]
+    assert len(set(rows.row_query[[0, 2, 3]].tolist())) == 3
+    assert rows.row_candidate.tolist() == [0, 1, 1, 2]
