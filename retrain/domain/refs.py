@@ -13,6 +13,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from retrain.domain.data_gates import Comparison, DataFinding, FeatureDistance
+from retrain.domain.recommender import FitMethod
 from retrain.domain.stages import Stage
 from retrain.domain.status import AttemptOutcome
 
@@ -110,6 +111,9 @@ class TrainerOutput(StageOutput):
     replicas: int | None = Field(default=None, description="Replicas in sync.")
     gpus_visible: list[str] = Field(default_factory=list, description="GPUs TensorFlow saw.")
     epochs_run: int | None = Field(default=None, description="Epochs the model has trained.")
+    fit: FitMethod | None = Field(
+        default=None, description="How the weights were found: sgd (the records are epochs) "
+        "or posterior (they are blocks of Langevin steps).")
     best_epoch: int | None = Field(
         default=None, description="The epoch whose weights were exported (training."
         "keep_best_epoch: the best by best_epoch_metric; else the last).")

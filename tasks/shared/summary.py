@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 from retrain.domain.data_gates import DataFinding
 from retrain.domain.epochs import epoch_row, markdown_table
 from retrain.domain.evaluation import MetricThreshold, higher_is_better
+from retrain.domain.recommender import FitMethod
 from retrain.domain.refs import (
     Blessing,
     EpochMetrics,
@@ -80,6 +81,8 @@ class RunSummary(BaseModel):
     best_epoch: int | None = Field(default=None, description="The epoch exported.")
     best_epoch_metric: str | None = Field(
         default=None, description="The validation metric that picked it (None: the last).")
+    fit: FitMethod | None = Field(
+        default=None, description="How the Trainer found the weights (None: a user module).")
     blessed: bool = Field(description="The Evaluator's verdict.")
     baseline_model_uri: str | None = Field(description="What the candidate was compared with.")
     failed_checks: list[str] = Field(description="Thresholds that failed.")
@@ -124,6 +127,7 @@ def build_summary(
         epochs=trainer.epochs if trainer else [],
         best_epoch=trainer.best_epoch if trainer else None,
         best_epoch_metric=trainer.best_epoch_metric if trainer else None,
+        fit=trainer.fit if trainer else None,
         blessed=evaluation.blessed,
         baseline_model_uri=evaluation.baseline_model_uri,
         failed_checks=evaluation.failed_checks,
@@ -150,8 +154,11 @@ def render_markdown(summary: RunSummary) -> str:
         last = summary.epochs[-1]
         kept = (f" Exported: epoch {summary.best_epoch}, the best by "
                 f"{summary.best_epoch_metric}." if summary.best_epoch_metric else "")
-        lines += ["## Training curve", "",
-                  f"{len(summary.epochs)} of {last.total_epochs} epochs.{kept}", ""]
+        progress = (f"{len(summary.epochs)} of {last.total_epochs} blocks of Langevin steps "
+                    "(posterior fit: the model served is the mean of the samples kept)."
+                    if summary.fit == FitMethod.POSTERIOR
+                    else f"{len(summary.epochs)} of {last.total_epochs} epochs.{kept}")
+        lines += ["## Training curve", "", progress, ""]
         lines += markdown_table([epoch_row(record) for record in summary.epochs]) + [""]
     champion = summary.blessing.baseline_version if summary.blessing else None
     lines += ["## Evaluation", "",

@@ -170,6 +170,6 @@ def training_record(model_uri: str, model_run_uri: str, gpus_visible: list[str])
             facts = json.load(handle)
         record.update({key: facts.get(key) for key in (
             "strategy", "replicas", "epochs_run", "resumed_from_epoch", "optimizer_steps",
-            "best_epoch", "best_epoch_metric", "best_epoch_value")})
+            "best_epoch", "best_epoch_metric", "best_epoch_value", "fit")})
         record["gpus_visible"] = facts.get("gpus_visible", [])
     return record

@@ -250,7 +250,8 @@ def run_fn(fn_args) -> None:
                   "gpus_visible": list(info.gpus_visible),
                   "best_epoch": (best.kept_epoch if best else 0) or epochs_run,
                   "best_epoch_metric": best.monitor if best else None,
-                  "best_epoch_value": best.best_value if best else None},
+                  "best_epoch_value": best.best_value if best else None,
+                  "fit": FitMethod.SGD.value},
     )
 
 

@@ -60,6 +60,11 @@ def test_the_posterior_model_is_blessed_over_the_popular_floor_and_pushed(run):
     (rule,) = [r for r in summary.blessing.rules if r.rule == "trivial_baseline"]
     assert rule.passed and rule.metric == "recall_at_100", rule.message
     assert summary.metrics["recall_at_100"] > rule.trivial_value + 0.05
+    from tasks.shared.summary import render_markdown
+
+    assert summary.fit == "posterior"
+    assert ("4 of 4 blocks of Langevin steps (posterior fit: the model served is the mean of "
+            "the samples kept).") in render_markdown(summary)
 
 
 def test_the_trainer_records_each_block_of_steps_with_validation_recall(run):

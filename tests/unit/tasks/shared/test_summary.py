@@ -96,6 +96,12 @@ def test_summary_compares_with_the_champion_and_shows_the_training_curve():
     assert "| epoch | loss | val_loss | seconds |" in md and "| 2 | 2 | 3 | 2 |" in md
     assert "against champion v4: recall_at_10 -0.0500 (better), rmse -0.1000 (better)" \
         in render_text(summary)
+    # a posterior fit's records are blocks of sampling steps, and the curve says so
+    sampled = trainer.model_copy(update={"fit": "posterior", "best_epoch_metric": None})
+    md = render_markdown(build_summary("m", [], stats, validation, evaluation, push, sampled,
+                                       thresholds))
+    assert "2 of 4 blocks of Langevin steps (posterior fit: the model served is the mean" in md
+    assert "epochs." not in md
 
 
 def test_summary_puts_each_metric_beside_its_floor():
