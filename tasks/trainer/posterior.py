@@ -17,8 +17,10 @@ A Bayesian factor model of the whole train split, with the data's form and nothi
 `fit` runs `warm_start_iterations` of L-BFGS towards the mode, then preconditioned Langevin
 dynamics, x ← x − ε M⁻¹ ∇U + √(2ε M⁻¹) ξ (U = −log posterior; M the choice likelihood's
 diagonal curvature at the start, ×3 for the feedback, floored; the link stays put), and keeps
-`samples` states evenly spaced after the burn-in. Everything is float64 and full batch, so
-distinct queries × candidates is bounded by `max_cells`.
+`samples` states evenly spaced after the burn-in. A chain that diverges (its −log posterior
+runs away) before its first record starts again with half the step; later, or after
+`STEP_HALVINGS` halvings, the fit fails naming the step. Everything is float64 and full
+batch, so distinct queries × candidates is bounded by `max_cells`.
 """
 
 from __future__ import annotations
@@ -98,6 +100,8 @@ class Samples:
     query: list[np.ndarray] = field(default_factory=list)
     candidate: list[np.ndarray] = field(default_factory=list)
     bias: list[np.ndarray] = field(default_factory=list)
+    step_size: float = 0.0
+    """The Langevin step size the samples were drawn with."""
 
     def __len__(self) -> int:
         return len(self.bias)
@@ -261,6 +265,54 @@ def kept_steps(config: PosteriorConfig) -> set[int]:
     return {config.steps - 1 - i * stride for i in range(config.samples)}
 
 
+# A chain whose −log posterior rises this far per parameter above where it started has left
+# the posterior (at equilibrium it sits about half a unit per parameter above the mode).
+DIVERGED_PER_PARAMETER = 10.0
+# How often the step size is halved, and the chain started again, when it diverges early.
+STEP_HALVINGS = 4
+
+
+class Diverged(Exception):
+    """The Langevin chain left the posterior at `step`."""
+
+    def __init__(self, step: int):
+        super().__init__(f"diverged at step {step}")
+        self.step = step
+
+
+def stable_langevin(value_and_grad: Callable, x: np.ndarray, inverse_curvature: np.ndarray,
+                    step_size: float, steps: int, rng: np.random.Generator,
+                    on_state: Callable[[int, float, np.ndarray], None],
+                    restartable: Callable[[], bool], log: Callable[[str], None]) -> float:
+    """`langevin`, watched: when the −log posterior turns non-finite or rises more than
+    `DIVERGED_PER_PARAMETER` per parameter above its start, the chain starts again from ``x``
+    with half the step (``on_state`` then sees step 0 again), at most `STEP_HALVINGS` times
+    and only while ``restartable()``; else ValueError. Returns the step size that held."""
+    limit = [math.inf]
+
+    def watched(step: int, value: float, state: np.ndarray) -> None:
+        if step == 0:
+            limit[0] = value + DIVERGED_PER_PARAMETER * state.size
+        if not value <= limit[0]:  # NaN fails this too
+            raise Diverged(step)
+        on_state(step, value, state)
+
+    for halving in range(STEP_HALVINGS + 1):
+        try:
+            langevin(value_and_grad, x, inverse_curvature, step_size, steps, rng, watched)
+            return step_size
+        except Diverged as error:
+            if halving == STEP_HALVINGS or not restartable():
+                raise ValueError(
+                    f"posterior fit: the Langevin chain diverged at step {error.step} with "
+                    f"step size {step_size:g}; lower model.posterior.step_size or raise "
+                    "model.posterior.curvature_floor") from None
+            log(f"posterior fit: the chain diverged at step {error.step} with step size "
+                f"{step_size:g}; starting again from the warm start with {step_size / 2:g}")
+            step_size /= 2
+    raise AssertionError("unreachable")
+
+
 @dataclass(frozen=True)
 class Progress:
     """What `fit` reports after each block of Langevin steps."""
@@ -298,8 +350,12 @@ def fit(rows: TrainRows, config: PosteriorConfig, seed: int | None,
         f"{len(rows.row_query)} rows)")
     keep, samples = kept_steps(config), Samples()
     block_ends = {round(config.steps * (i + 1) / blocks) - 1 for i in range(blocks)}
+    recorded = [False]
 
     def on_state(step: int, value: float, state: np.ndarray) -> None:
+        if step == 0:  # a chain started again keeps nothing of the diverged one
+            for kept in (samples.query, samples.candidate, samples.bias):
+                kept.clear()
         if step in keep or step in block_ends:
             parts = posterior.unpack(state)
             one = (np.array(parts["query"]), np.array(parts["candidate"]),
@@ -311,7 +367,11 @@ def fit(rows: TrainRows, config: PosteriorConfig, seed: int | None,
             if step in block_ends and on_block is not None:
                 on_block(Progress(step + 1, value, time.monotonic() - started, samples,
                                   Samples([one[0]], [one[1]], [one[2]])))
+                recorded[0] = True
 
-    langevin(lambda flat: posterior.value_and_grad(tf.constant(flat)), x,
-             posterior.inverse_curvature(x), config.step_size, config.steps, rng, on_state)
+    # Records already published cannot be taken back: restart only before the first.
+    samples.step_size = stable_langevin(
+        lambda flat: posterior.value_and_grad(tf.constant(flat)), x,
+        posterior.inverse_curvature(x), config.step_size, config.steps, rng, on_state,
+        restartable=lambda: not recorded[0], log=log)
     return samples

@@ -196,6 +196,7 @@ class PosteriorModel(tf.Module):
                  samples: posterior.Samples):
         super().__init__(name="posterior_model")
         self.config = model
+        self.step_size = samples.step_size
         count = len(samples)
         self.query_tower = SampledTower(features.xf_columns("query"), sizes,
                                         np.stack(samples.query), 1.0 / count,
@@ -235,5 +236,6 @@ def train_posterior(model: ModelConfig, features: FeatureConfig, sizes: Mapping[
     started = time.monotonic()
     samples = posterior.fit(rows, config, seed, blocks=config.records, on_block=on_block,
                             log=log)
-    log(f"posterior fit: {len(samples)} samples in {time.monotonic() - started:.0f} s")
+    log(f"posterior fit: {len(samples)} samples in {time.monotonic() - started:.0f} s "
+        f"(Langevin step {samples.step_size:g})")
     return PosteriorModel(model, features, sizes, samples)

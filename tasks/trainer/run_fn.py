@@ -288,5 +288,6 @@ def _run_posterior(fn_args, spec: RecommenderSpec, tft_output: tft.TFTransformOu
                   "best_epoch": config.records, "best_epoch_metric": None,
                   "best_epoch_value": None, "fit": FitMethod.POSTERIOR.value,
                   "posterior_samples": config.samples,
+                  "posterior_step_size": model.step_size,
                   "distinct_queries": rows.num_queries},
     )

@@ -226,3 +226,40 @@ def test_rows_with_the_same_query_features_share_one_query():
     assert rows.row_query[0] == rows.row_query[1]
     assert len(set(rows.row_query[[0, 2, 3]].tolist())) == 3
     assert rows.row_candidate.tolist() == [0, 1, 1, 2]
+
+
+def test_a_diverging_chain_starts_again_with_half_the_step_then_samples_right():
+    """Steps 2.5 times too long for the stiffest coordinates make the chain run away; it is
+    caught, started again with half the step, and then draws the right variances."""
+    curvature = np.geomspace(1.0, 1000.0, 20)
+    moments, restarts, messages = np.zeros((2, curvature.size)), [], []
+
+    def on_state(step, value, x):
+        if step == 0:
+            moments[:] = 0.0
+            restarts.append(step)
+        elif step >= 500:
+            moments[0] += x
+            moments[1] += x**2
+
+    used = posterior.stable_langevin(
+        lambda x: (0.5 * np.sum(curvature * x**2), curvature * x), np.zeros(curvature.size),
+        50.0 / curvature, step_size=0.05, steps=20_000, rng=np.random.default_rng(0),
+        on_state=on_state, restartable=lambda: True, log=messages.append)
+    assert used == 0.025 and len(restarts) == 2
+    assert messages == [messages[0]] and "diverged at step" in messages[0]
+    assert "starting again from the warm start with 0.025" in messages[0]
+    ratio = (moments[1] / 19_499 - (moments[0] / 19_499) ** 2) * curvature
+    # unadjusted Langevin at ε·M⁻¹·h = 1.25 is stable and over-disperses by
+    # 2·1.25 / (1 − (1 − 1.25)²) = 2.67: the point is that it no longer runs away
+    assert ratio.mean() == pytest.approx(2.5 / (1 - 0.25**2), rel=0.1)
+
+
+def test_a_chain_that_diverges_after_its_first_record_fails_naming_the_step():
+    curvature = np.full(5, 10.0)
+    with pytest.raises(ValueError, match=r"the Langevin chain diverged at step \d+ with step "
+                                         r"size 0.5; lower model.posterior.step_size"):
+        posterior.stable_langevin(
+            lambda x: (0.5 * np.sum(curvature * x**2), curvature * x), np.ones(5),
+            np.full(5, 1.0), step_size=0.5, steps=100, rng=np.random.default_rng(0),
+            on_state=lambda *_: None, restartable=lambda: False, log=print)
